@@ -1,0 +1,1 @@
+"""aio-pika AMQP side: the clu contract (exchange, queues, headers, JSON bodies)."""

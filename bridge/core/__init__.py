@@ -1,0 +1,1 @@
+"""Transport-agnostic core: routing table, command tracking and id mapping."""

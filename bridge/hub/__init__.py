@@ -1,0 +1,1 @@
+"""The built-in Tron-compatible hub port."""

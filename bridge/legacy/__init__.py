@@ -1,0 +1,1 @@
+"""Twisted TCP side: LegacyActor servers and TronConnection clients."""

@@ -1,0 +1,1 @@
+"""The relay: commands and replies crossing between the legacy and AMQP sides."""
