@@ -1,1 +1,14 @@
-"""Transport-agnostic core: routing table, command tracking and id mapping."""
+"""Transport-agnostic core: replies, commands in flight, id mapping and routing.
+
+Both the legacy (Twisted TCP) side and the AMQP side build on these, so that
+"a command has exactly one terminal reply" is implemented once.
+"""
+
+from .commands import CommandHandle, CommandStatus, CommandTable, ReplyCallback
+from .ids import MAX_MID, IdMap, MidAllocator
+from .replies import Reply, error_keywords, failure
+
+__all__ = [
+    "CommandHandle", "CommandStatus", "CommandTable", "ReplyCallback",
+    "IdMap", "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
+]

@@ -1,0 +1,171 @@
+"""Commands in flight: awaitable handles, their status, and the table that tracks them."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterator
+from typing import Any, Generic, TypeVar
+
+from .replies import Reply, failure
+
+log = logging.getLogger(__name__)
+
+ReplyCallback = Callable[[Reply], "Awaitable[None] | None"]
+K = TypeVar("K", bound=Hashable)
+
+
+class CommandStatus(str, enum.Enum):
+    """Where a command stands."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class CommandHandle:
+    """A command sent to an actor. ``await handle`` waits for its end and returns it.
+
+    ``replies`` collects every reply in order; ``callback`` (sync or async) sees each
+    one as it arrives. Without awaiting, the command is fire-and-forget: it still
+    runs and is still tracked until its terminal reply.
+    """
+
+    def __init__(self, actor: str, text: str, *, commander: str | None = None,
+                 command_id: str | int | None = None,
+                 callback: ReplyCallback | None = None) -> None:
+        self.actor = actor
+        self.text = text
+        self.commander = commander
+        self.command_id = command_id
+        self.callback = callback
+        self.status = CommandStatus.RUNNING
+        self.replies: list[Reply] = []
+        self._finished: asyncio.Future[CommandHandle] = asyncio.get_event_loop().create_future()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __repr__(self) -> str:
+        return (f"<CommandHandle {self.actor} {self.text!r} id={self.command_id} "
+                f"{self.status.value}>")
+
+    def __await__(self) -> Generator[Any, None, "CommandHandle"]:
+        return asyncio.shield(self._finished).__await__()
+
+    def done(self) -> bool:
+        """True once a terminal reply arrived (or the command was failed locally)."""
+        return self.status is not CommandStatus.RUNNING
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is CommandStatus.DONE
+
+    @property
+    def failed(self) -> bool:
+        return self.status is CommandStatus.FAILED
+
+    @property
+    def keywords(self) -> dict[str, Any]:
+        """All keywords of all replies as JSON, later values winning."""
+        merged: dict[str, Any] = {}
+        for reply in self.replies:
+            merged.update(reply.json)
+        return merged
+
+    def add_reply(self, reply: Reply) -> bool:
+        """Record a reply; return True if it ended the command. Replies after the end are ignored."""
+        if self.done():
+            log.debug("reply after the end of %r ignored: %s", self, reply)
+            return False
+        self.replies.append(reply)
+        self._notify(reply)
+        if reply.is_terminal:
+            self._finish(CommandStatus.FAILED if reply.is_failure else CommandStatus.DONE)
+            return True
+        return False
+
+    def fail(self, message: str) -> bool:
+        """End the command now with an ``f error="message"`` reply from the actor's side."""
+        if self.done():
+            return False
+        return self.add_reply(failure(self.actor, message, self.commander, self.command_id))
+
+    def set_time_limit(self, seconds: float | None) -> None:
+        """Fail the command if it has not ended after ``seconds``."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if seconds is not None and not self.done():
+            self._timer = asyncio.get_event_loop().call_later(
+                seconds, self.fail, f"Command timed out after {seconds:g} s.")
+
+    def _finish(self, status: CommandStatus) -> None:
+        self.status = status
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._finished.done():
+            self._finished.set_result(self)
+
+    def _notify(self, reply: Reply) -> None:
+        if self.callback is None:
+            return
+        try:
+            result = self.callback(reply)
+            if inspect.isawaitable(result):
+                asyncio.ensure_future(result)
+        except Exception:  # a user callback must not break reply delivery
+            log.exception("reply callback of %r failed", self)
+
+
+class CommandTable(Generic[K]):
+    """Commands in flight, by key (a mid, a (commander, mid) pair, a UUID...).
+
+    An entry is removed when its command ends, however it ends, so the table
+    returns to empty when nothing is running.
+    """
+
+    def __init__(self) -> None:
+        self._commands: dict[K, CommandHandle] = {}
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._commands
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(list(self._commands))
+
+    def get(self, key: K) -> CommandHandle | None:
+        return self._commands.get(key)
+
+    def add(self, key: K, handle: CommandHandle, time_limit: float | None = None) -> CommandHandle:
+        """Track ``handle`` under ``key`` until it ends; raise KeyError if the key is in use."""
+        if key in self._commands:
+            raise KeyError(f"command id {key!r} is already in flight")
+        self._commands[key] = handle
+        handle._finished.add_done_callback(lambda _f: self._forget(key, handle))
+        handle.set_time_limit(time_limit)
+        return handle
+
+    def reply(self, key: K, reply: Reply) -> CommandHandle | None:
+        """Deliver a reply to the command under ``key``; return it, or None if unknown."""
+        handle = self._commands.get(key)
+        if handle is not None:
+            if handle.add_reply(reply):
+                self._commands.pop(key, None)
+        return handle
+
+    def fail_all(self, message: str) -> int:
+        """Fail every command in flight with ``message``; return how many."""
+        handles = list(self._commands.values())
+        self._commands.clear()
+        for handle in handles:
+            handle.fail(message)
+        return len(handles)
+
+    def _forget(self, key: K, handle: CommandHandle) -> None:
+        if self._commands.get(key) is handle:
+            del self._commands[key]
