@@ -1,0 +1,114 @@
+"""Line framing on Twisted TCP connections, robust against bad input.
+
+Lines end with ``\\n``; a ``\\r`` before it is dropped, so ``\\r\\n`` works too.
+A line longer than ``max_line_length`` bytes is discarded up to its end and
+reported once through :meth:`LineProtocol.line_too_long` (the connection stays
+up); bytes that are not UTF-8 are decoded with U+FFFD replacement characters and
+reported through :meth:`LineProtocol.bad_encoding`. Unlike Twisted's
+``LineOnlyReceiver``, no line that follows an oversized one in the same TCP
+segment is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+
+log = logging.getLogger(__name__)
+
+#: Default limit for one line, in bytes (the asyncio stream limit clu has).
+DEFAULT_MAX_LINE_LENGTH = 64 * 1024
+
+
+class LineProtocol(Protocol):
+    """A Twisted protocol that delivers decoded lines to :meth:`line_received`."""
+
+    max_line_length: int = DEFAULT_MAX_LINE_LENGTH
+    #: Line terminator written by :meth:`send_line`.
+    eol: bytes = b"\n"
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._discarding = False
+
+    # -- Twisted hooks -----------------------------------------------------------------
+    def connectionMade(self) -> None:
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)  # replies are small: never wait for Nagle (tron's 40 ms stall)
+        self.connection_made()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._discarding:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self._discarding = False
+            data = data[end + 1:]
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()
+        for raw in lines:
+            if len(raw) > self.max_line_length:
+                self._report_too_long(len(raw))
+                continue
+            self._deliver(raw)
+        if len(self._buffer) > self.max_line_length:
+            size = len(self._buffer)
+            self._buffer = b""
+            self._discarding = True
+            self._report_too_long(size)
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError("closed"))) -> None:
+        self.connection_lost(reason)
+
+    # -- API for subclasses ------------------------------------------------------------
+    def connection_made(self) -> None:
+        """Called when the connection is up (after TCP_NODELAY is set)."""
+
+    def connection_lost(self, reason: Failure) -> None:
+        """Called once when the connection is gone."""
+
+    def line_received(self, line: str) -> None:
+        """Called for every complete line, without its terminator."""
+        raise NotImplementedError
+
+    def line_too_long(self, size: int) -> None:
+        """Called once per discarded line (``size`` is at least the bytes seen)."""
+        log.warning("%s: discarded a line of %d bytes (limit %d)", self, size, self.max_line_length)
+
+    def bad_encoding(self, line: str) -> None:
+        """Called before :meth:`line_received` for a line that was not valid UTF-8."""
+        log.warning("%s: line is not valid UTF-8, decoded with replacement characters", self)
+
+    def send_line(self, line: str) -> None:
+        """Write one line (UTF-8) followed by :attr:`eol`."""
+        if self.transport is not None:
+            self.transport.write(line.encode("utf-8", "replace") + self.eol)
+
+    def send_lines(self, lines: list[str]) -> None:
+        """Write several lines in one write."""
+        if self.transport is not None and lines:
+            self.transport.write(b"".join(l.encode("utf-8", "replace") + self.eol for l in lines))
+
+    # -- internals -----------------------------------------------------------------------
+    def _deliver(self, raw: bytes) -> None:
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw.decode("utf-8", "replace")
+            self._guard(self.bad_encoding, line)
+        self._guard(self.line_received, line)
+
+    def _report_too_long(self, size: int) -> None:
+        self._guard(self.line_too_long, size)
+
+    def _guard(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
+        """Run a handler; an exception is logged, never allowed to drop the connection."""
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("%s: error while handling input", self)
