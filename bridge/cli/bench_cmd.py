@@ -1,0 +1,32 @@
+"""`bridge bench`: benchmarks side by side with the real peers (ratios from one run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..bench.parse import DEFAULT_LOG, run_parse_benchmark
+from ..bench.timing import format_table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="benchmarks against the real upstream peers")
+    bsub = p.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    parse = bsub.add_parser("parse", help="parse the real TCC log with each parser")
+    parse.add_argument("--log", default=str(DEFAULT_LOG), help="log file (date time mid cid code ...)")
+    parse.add_argument("--runs", type=int, default=5)
+    parse.add_argument("--passes", type=int, default=20, help="passes over the log per run")
+    parse.add_argument("--no-upstream", action="store_true", help="only our parser")
+    parse.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parse.set_defaults(run=run_parse)
+
+
+def run_parse(args: argparse.Namespace) -> int:
+    rates, rejected = run_parse_benchmark(args.log, args.runs, args.passes, not args.no_upstream)
+    if args.json:
+        print(json.dumps({"rates": [r.as_dict() for r in rates], "rejected_lines": rejected}))
+        return 0
+    print(format_table(rates, rates[0].name))
+    print("ratio = our actor-form median / that parser's median")
+    print("lines rejected: " + ", ".join(f"{k}: {v}" for k, v in rejected.items()))
+    return 0
