@@ -1,0 +1,149 @@
+"""The last known value of every keyword of every actor, whatever transport reported it.
+
+Keyword names are matched case-insensitively (as tron and opscore do) but kept in
+the spelling last seen on the wire. Values are JSON values: typed when the reporter
+knew the actor's keyword dictionary, else the untyped mapping of
+:func:`bridge.protocol.keywords_to_json`. Subscribers hear about changes once per
+update, with all the keywords that changed in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..protocol import Keyword, keywords_to_json
+
+log = logging.getLogger(__name__)
+
+#: ``callback(actor, changed)``: ``changed`` maps keyword name -> new JSON value.
+KeywordCallback = Callable[[str, dict[str, Any]], "Awaitable[None] | None"]
+
+
+@dataclass(slots=True)
+class CachedKeyword:
+    """One cached keyword: its spelling, its JSON value and when it was last reported."""
+
+    name: str
+    value: Any
+    updated: float
+
+
+@dataclass(slots=True)
+class _Subscription:
+    callback: KeywordCallback
+    actor: str | None
+    only_changes: bool
+
+
+class KeywordCache:
+    """Keyword values per actor, with change callbacks (per actor or for all actors)."""
+
+    def __init__(self) -> None:
+        self._actors: dict[str, dict[str, CachedKeyword]] = {}
+        self._subscriptions: list[_Subscription] = []
+
+    # -- reading ---------------------------------------------------------------------
+    def actors(self) -> list[str]:
+        """Actors with at least one cached keyword."""
+        return [actor for actor, entries in self._actors.items() if entries]
+
+    def get(self, actor: str, names: Iterable[str] | None = None) -> dict[str, Any]:
+        """``{name: value}`` of ``actor`` (all keywords, or only ``names``; unknown names are left out)."""
+        entries = self._actors.get(actor, {})
+        if names is None:
+            return {e.name: e.value for e in entries.values()}
+        if isinstance(names, str):
+            names = (names,)
+        found: dict[str, Any] = {}
+        for name in names:
+            entry = entries.get(name.lower())
+            if entry is not None:
+                found[entry.name] = entry.value
+        return found
+
+    def value(self, actor: str, name: str, default: Any = None) -> Any:
+        """The value of one keyword, or ``default``."""
+        entry = self._actors.get(actor, {}).get(name.lower())
+        return default if entry is None else entry.value
+
+    def entry(self, actor: str, name: str) -> CachedKeyword | None:
+        """The cached record of one keyword (name, value, time of the last report)."""
+        return self._actors.get(actor, {}).get(name.lower())
+
+    def __contains__(self, item: object) -> bool:
+        """``actor in cache`` or ``(actor, name) in cache``."""
+        if isinstance(item, tuple) and len(item) == 2:
+            actor, name = item
+            return name.lower() in self._actors.get(actor, {})
+        return bool(self._actors.get(item))  # type: ignore[arg-type]
+
+    # -- writing ---------------------------------------------------------------------
+    def update(self, actor: str, keywords: Mapping[str, Any] | Iterable[Keyword]) -> list[str]:
+        """Store the keywords of one reply of ``actor``; return the names whose value changed.
+
+        ``keywords`` is a JSON object (``{name: value}``) or line-protocol keywords
+        (converted with the untyped mapping). A keyword seen for the first time counts
+        as changed; one reported again with the same value does not.
+        """
+        values = keywords if isinstance(keywords, Mapping) else keywords_to_json(keywords)
+        if not values:
+            return []
+        entries = self._actors.setdefault(actor, {})
+        now = time.time()
+        changed: dict[str, Any] = {}
+        for name, value in values.items():
+            key = name.lower()
+            entry = entries.get(key)
+            if entry is None:
+                entries[key] = CachedKeyword(name, value, now)
+                changed[name] = value
+                continue
+            if entry.value != value or type(entry.value) is not type(value):
+                changed[name] = value
+            entry.name, entry.value, entry.updated = name, value, now
+        self._notify(actor, changed, dict(values))
+        return list(changed)
+
+    def clear(self, actor: str | None = None) -> None:
+        """Forget the keywords of ``actor`` (of every actor if None). No callbacks are called."""
+        if actor is None:
+            self._actors.clear()
+        else:
+            self._actors.pop(actor, None)
+
+    # -- callbacks -------------------------------------------------------------------
+    def subscribe(self, callback: KeywordCallback, actor: str | None = None, *,
+                  only_changes: bool = True) -> KeywordCallback:
+        """Call ``callback(actor, {name: value})`` after updates of ``actor`` (any actor if None).
+
+        With ``only_changes`` (default) it gets the keywords whose value changed and
+        is not called when none did; otherwise it gets every keyword of every update.
+        Async callbacks are scheduled as tasks. Returns ``callback`` (for :meth:`unsubscribe`).
+        """
+        self._subscriptions.append(_Subscription(callback, actor, only_changes))
+        return callback
+
+    def unsubscribe(self, callback: KeywordCallback, actor: str | None = None) -> None:
+        """Remove the subscriptions of ``callback`` for ``actor`` (None: the global one)."""
+        self._subscriptions = [s for s in self._subscriptions
+                               if not (s.callback == callback and s.actor == actor)]
+
+    def _notify(self, actor: str, changed: dict[str, Any], updated: dict[str, Any]) -> None:
+        for sub in list(self._subscriptions):
+            if sub.actor is not None and sub.actor != actor:
+                continue
+            payload = changed if sub.only_changes else updated
+            if not payload:
+                continue
+            try:
+                result = sub.callback(actor, dict(payload))
+                if inspect.isawaitable(result):
+                    asyncio.ensure_future(result)
+            except Exception:  # a subscriber must not break the cache or its reporter
+                log.exception("keyword callback %r failed for %s", sub.callback, actor)
