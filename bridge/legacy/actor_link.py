@@ -1,0 +1,291 @@
+"""A reconnecting TCP client to one legacy actor, as the Tron hub's actor nubs are.
+
+The link sends ``[commander] mid text`` lines, learns its connection id (cid)
+from the first line the actor writes after connecting (the greeting, as tron's
+``grabCID`` does), and sorts every reply line: a line with our cid and the mid of
+a command in flight goes to that command; everything else is unsolicited output
+of the actor (broadcasts, replies to the actor's other clients) and goes to the
+reply listeners. When the connection drops, every command in flight fails at
+once, and the link reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+from twisted.internet.protocol import ReconnectingClientFactory
+from twisted.python.failure import Failure
+
+from ..core import CommandHandle, CommandTable, MidAllocator, Reply, ReplyCallback
+from ..protocol import (
+    ActorCommand,
+    ProtocolError,
+    format_actor_command,
+    parse_actor_reply,
+)
+from ..protocol.keywords import parse_keywords_lenient
+from .framing import LineProtocol
+
+log = logging.getLogger(__name__)
+
+LinkState = Literal["disconnected", "connecting", "connected"]
+CommandHeader = Literal["commander", "mid", "cid-mid"]
+ReplyListener = Callable[[Reply], Any]
+
+#: How long to wait for the actor's first line before assuming it sends no greeting.
+GREETING_WAIT = 0.5
+
+_SEGMENT_JUNK = re.compile(r"[^A-Za-z0-9]")
+
+
+def safe_commander(commander: str | None, fallback: str) -> str:
+    """A commander name every legacy actor parses: dotted segments of letters and digits.
+
+    AMQP commander ids such as ``peers_client.camera`` contain characters that clu's
+    and actorcore's header patterns do not accept (clu would read the whole line as
+    the command); those characters are dropped and each segment starts with a letter.
+    """
+    segments = []
+    for seg in (commander or "").split("."):
+        seg = _SEGMENT_JUNK.sub("", seg)
+        if seg:
+            segments.append(seg if seg[0].isalpha() else "c" + seg)
+    if len(segments) < 2:
+        segments = [s for s in (segments + [fallback]) if s][:2]
+        if len(segments) < 2:
+            segments = ["bridge", fallback]
+    return ".".join(segments)
+
+
+class _ActorLinkProtocol(LineProtocol):
+    def __init__(self, link: "ActorLink") -> None:
+        super().__init__()
+        self.link = link
+
+    def connection_made(self) -> None:
+        self.link._connected(self)
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.link._disconnected(self, reason)
+
+    def line_received(self, line: str) -> None:
+        self.link._line(line)
+
+
+class _LinkFactory(ReconnectingClientFactory):
+    initialDelay = 0.2
+    maxDelay = 10.0
+    factor = 2.0
+
+    def __init__(self, link: "ActorLink") -> None:
+        self.link = link
+
+    def buildProtocol(self, addr: Any) -> _ActorLinkProtocol:
+        self.resetDelay()
+        return _ActorLinkProtocol(self.link)
+
+    def clientConnectionFailed(self, connector: Any, reason: Failure) -> None:
+        self.link._set_state("connecting")
+        log.debug("actor %s: connection failed: %s", self.link.name, reason.getErrorMessage())
+        super().clientConnectionFailed(connector, reason)
+
+    def clientConnectionLost(self, connector: Any, reason: Failure) -> None:
+        super().clientConnectionLost(connector, reason)
+
+
+class ActorLink:
+    """Commands to one legacy actor over TCP, replies back as :class:`~bridge.core.Reply`.
+
+    ``mid_first`` selects the actor's reply header order; ``command_header`` what the
+    link writes before the text (``commander``: ``cmdr mid text`` like tron's SDSS
+    nubs, ``mid``: ``mid text``, ``cid-mid``: ``cid mid text`` like the MCP nub).
+    ``typer`` (optional, e.g. a keyword dictionary's ``reply_to_json``) gives typed
+    JSON values for the replies.
+    """
+
+    def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0, *,
+                 mid_first: bool = False, command_header: CommandHeader = "commander",
+                 typer: Callable[[tuple], dict[str, Any]] | None = None,
+                 max_delay: float = 10.0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.mid_first = mid_first
+        self.command_header = command_header
+        self.typer = typer
+        self.state: LinkState = "disconnected"
+        self.cid: int | None = None
+        self._protocol: _ActorLinkProtocol | None = None
+        self._factory: _LinkFactory | None = None
+        self._connector: Any = None
+        self._commands: CommandTable[int] = CommandTable()
+        self._mids = MidAllocator()
+        self._listeners: list[ReplyListener] = []
+        self._state_listeners: list[Callable[[LinkState], Any]] = []
+        self._ready = asyncio.Event()
+        self._greeting_timer: asyncio.TimerHandle | None = None
+        self.max_delay = max_delay
+
+    def __repr__(self) -> str:
+        return f"<ActorLink {self.name} {self.host}:{self.port} {self.state}>"
+
+    # -- lifecycle ---------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True when connected and ready for commands (its cid learnt or not needed)."""
+        return self.state == "connected"
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._commands)
+
+    async def start(self, wait: bool = False, timeout: float = 10.0) -> None:
+        """Start connecting (and keep reconnecting); with ``wait``, until connected or timeout."""
+        if self._factory is None:
+            self._factory = _LinkFactory(self)
+            self._factory.maxDelay = self.max_delay
+            self._set_state("connecting")
+            from twisted.internet import reactor
+
+            self._connector = reactor.connectTCP(self.host, self.port, self._factory, timeout=5)
+        if wait:
+            await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def stop(self) -> None:
+        """Stop reconnecting, close the connection and fail the commands in flight."""
+        factory, self._factory = self._factory, None
+        if factory is not None:
+            factory.stopTrying()
+        if self._connector is not None:
+            self._connector.disconnect()
+            self._connector = None
+        self._commands.fail_all(f"Link to actor {self.name} was closed.")
+        self._set_state("disconnected")
+
+    def add_reply_listener(self, listener: ReplyListener) -> None:
+        """``listener(reply)`` for every unsolicited reply (broadcasts, others' replies)."""
+        self._listeners.append(listener)
+
+    def add_state_listener(self, listener: Callable[[LinkState], Any]) -> None:
+        """``listener(state)`` whenever the link's state changes."""
+        self._state_listeners.append(listener)
+
+    # -- commands ------------------------------------------------------------------------
+    def send_command(self, actor: str, text: str, *, commander: str | None = None,
+                     callback: ReplyCallback | None = None,
+                     time_limit: float | None = None) -> CommandHandle:
+        """Send ``text`` to the actor; the handle fails at once if that is impossible."""
+        handle = CommandHandle(self.name, text, commander=commander, callback=callback)
+        if actor != self.name:
+            handle.fail(f"This link only reaches actor {self.name!r}, not {actor!r}.")
+            return handle
+        if not self.connected or self._protocol is None:
+            handle.fail(f"Actor {self.name} is not connected.")
+            return handle
+        mid = self._mids.allocate(self._commands)
+        handle.command_id = mid
+        try:
+            line = self._format(text, mid, commander)
+        except ProtocolError as exc:
+            handle.fail(f"Refused command: {exc.reason}.")
+            return handle
+        self._commands.add(mid, handle, time_limit)
+        self._protocol.send_line(line)
+        return handle
+
+    def _format(self, text: str, mid: int, commander: str | None) -> str:
+        if self.command_header == "commander":
+            cmd = ActorCommand(text, mid, safe_commander(commander, self.name))
+        elif self.command_header == "cid-mid":
+            cmd = ActorCommand(text, mid, None, self.cid or 0)
+        else:
+            cmd = ActorCommand(text, mid)
+        return format_actor_command(cmd)
+
+    # -- connection events ---------------------------------------------------------------
+    def _set_state(self, state: LinkState) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if state == "connected":
+            self._ready.set()
+        else:
+            self._ready.clear()
+        log.info("actor %s (%s:%d): %s", self.name, self.host, self.port, state)
+        for listener in list(self._state_listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.exception("state listener of %r failed", self)
+
+    def _connected(self, protocol: _ActorLinkProtocol) -> None:
+        self._protocol = protocol
+        self.cid = None
+        loop = asyncio.get_event_loop()
+        self._greeting_timer = loop.call_later(GREETING_WAIT, self._greeting_done)
+
+    def _greeting_done(self) -> None:
+        self._greeting_timer = None
+        if self._protocol is not None:
+            self._set_state("connected")
+
+    def _disconnected(self, protocol: _ActorLinkProtocol, reason: Failure) -> None:
+        if protocol is not self._protocol:
+            return
+        self._protocol = None
+        if self._greeting_timer is not None:
+            self._greeting_timer.cancel()
+            self._greeting_timer = None
+        failed = self._commands.fail_all(
+            f"Lost connection to actor {self.name}: {reason.getErrorMessage()}")
+        if failed:
+            log.warning("actor %s: connection lost, %d command(s) failed", self.name, failed)
+        self._set_state("connecting" if self._factory is not None else "disconnected")
+
+    def _line(self, line: str) -> None:
+        if not line.strip():
+            return
+        try:
+            parsed = parse_actor_reply(line, self.mid_first)
+            keywords = parsed.keywords
+        except ProtocolError as exc:
+            recovered = _recover(line, self.mid_first)
+            if recovered is None:
+                log.warning("actor %s: unparseable line skipped (%s): %r", self.name, exc, line)
+                return
+            parsed, keywords = recovered
+        if self.cid is None and self._greeting_timer is not None:
+            self.cid = parsed.cid  # the first line after connect carries our cid
+            self._greeting_timer.cancel()
+            self._greeting_timer = None
+            self._set_state("connected")
+        values = self.typer(keywords) if self.typer is not None else None
+        ours = parsed.mid != 0 and (self.cid is None or parsed.cid == self.cid)
+        handle = self._commands.get(parsed.mid) if ours else None
+        if handle is not None:
+            self._commands.reply(parsed.mid, Reply(parsed.code, self.name, keywords,
+                                                   handle.commander, parsed.mid, values))
+            return
+        reply = Reply(parsed.code, self.name, keywords, None, None, values)
+        for listener in list(self._listeners):
+            try:
+                listener(reply)
+            except Exception:
+                log.exception("reply listener of %r failed", self)
+
+
+def _recover(line: str, mid_first: bool):  # type: ignore[no-untyped-def]
+    """A line whose header parses but whose keywords do not: keep them as tron would."""
+    m = re.match(r"[ \t]*(\d+)[ \t]+(\d+)[ \t]+([>iwde:f!IWDE:F!])(?:[ \t]+(.*))?\Z", line, re.S)
+    if m is None:
+        return None
+    a, b, code, rest = m.groups()
+    cid, mid = (int(b), int(a)) if mid_first else (int(a), int(b))
+    from ..protocol import ActorReply
+
+    keywords = parse_keywords_lenient(rest or "")
+    return ActorReply(cid, mid, code, keywords), keywords
