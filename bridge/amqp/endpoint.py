@@ -1,0 +1,294 @@
+"""An AMQP actor endpoint that clu clients cannot tell from a clu ``AMQPActor``.
+
+:class:`ActorEndpoint` owns the exclusive queue ``<name>_commands`` bound to
+``command.<name>.#``. Each delivery is acknowledged on receipt (as clu does), decoded
+with :func:`~bridge.protocol.clu_messages.decode_command` and handed to the
+``on_command`` coroutine as an :class:`IncomingCommand`, in its own task, so commands
+run concurrently. Replies go to ``reply.<commander_id>`` with clu's headers and
+properties; ``>`` is flagged internal like clu's.
+
+Guarantees:
+
+* a malformed delivery is never dropped silently: it is answered with
+  ``f {"error": ...}`` routed to its commander when the ``commander_id`` header can be
+  read, otherwise broadcast as ``f`` (and logged);
+* every accepted command gets exactly one terminal reply: if ``on_command`` raises
+  before finishing the command it is failed with the exception text, and at
+  :meth:`ActorEndpoint.stop` every unfinished command is failed;
+* a second terminal reply for the same command is dropped with a warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
+
+from bridge.amqp.connection import (
+    DEFAULT_PUBLISH_TIMEOUT,
+    AmqpChannel,
+    AmqpConnection,
+    AmqpError,
+    QueueInUse,
+)
+from bridge.amqp.wire import incoming_command, reply_to_message
+from bridge.protocol.clu_messages import (
+    FAILED,
+    CommandMessage,
+    MessageError,
+    ReplyMessage,
+    check_code,
+    check_name,
+    commands_binding,
+    commands_queue_name,
+    is_terminal,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ActorNameInUse(QueueInUse):
+    """Another actor (clu or bridge) with the same name is connected to the broker."""
+
+
+class IncomingCommand:
+    """A command received by an :class:`ActorEndpoint`, and the way to answer it."""
+
+    def __init__(self, endpoint: ActorEndpoint, message: CommandMessage) -> None:
+        self.endpoint = endpoint
+        self.message = message
+        self.final_code: str | None = None
+
+    @property
+    def command_string(self) -> str:
+        return self.message.command_string
+
+    @property
+    def command_id(self) -> str:
+        return self.message.command_id
+
+    @property
+    def commander_id(self) -> str:
+        return self.message.commander_id
+
+    @property
+    def done(self) -> bool:
+        """True once a terminal reply (``:``, ``f`` or ``!``) has been sent."""
+        return self.final_code is not None
+
+    async def reply(
+        self, code: str, body: Mapping[str, Any] | None = None, internal: bool | None = None
+    ) -> bool:
+        """Publish a reply to this command's commander; return False if it was dropped.
+
+        ``code`` is one of ``> i d w e f : !``. ``internal=None`` follows clu: ``>`` is
+        internal, other replies inherit the command's ``internal`` flag. A terminal
+        reply after the command finished is dropped (logged). Raises
+        :class:`~bridge.amqp.connection.AmqpUnavailable` if the broker cannot be
+        reached within the endpoint's ``publish_timeout``.
+        """
+        check_code(code)
+        if is_terminal(code):
+            if self.done:
+                log.warning(
+                    "%s: dropping second terminal reply %r %r to command %s (already %r)",
+                    self.endpoint.name, code, body, self.command_id, self.final_code,
+                )
+                return False
+            self.final_code = code
+            self.endpoint._finished(self)
+        reply = ReplyMessage.for_command(self.message, code, body, self.endpoint.name, internal)
+        await self.endpoint._publish(reply)
+        return True
+
+    async def finish(self, body: Mapping[str, Any] | None = None) -> bool:
+        """Reply ``:`` with ``body``."""
+        return await self.reply(":", body)
+
+    async def fail(self, error: str) -> bool:
+        """Reply ``f {"error": error}``."""
+        return await self.reply(FAILED, {"error": error})
+
+    def __repr__(self) -> str:
+        return (
+            f"<IncomingCommand {self.endpoint.name} {self.command_string!r} "
+            f"id={self.command_id} from={self.commander_id} final={self.final_code}>"
+        )
+
+
+CommandHandler = Callable[[IncomingCommand], Awaitable[None]]
+
+
+class ActorEndpoint:
+    """Serve clu commands for actor ``name`` on ``connection``.
+
+    ``await start()`` declares and consumes ``<name>_commands`` (raises
+    :class:`ActorNameInUse` if another connection owns it); ``await stop()`` fails
+    unfinished commands, cancels the consumer and deletes the queue.
+    """
+
+    def __init__(
+        self,
+        connection: AmqpConnection,
+        name: str,
+        on_command: CommandHandler,
+        *,
+        publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+    ) -> None:
+        self.connection = connection
+        self.name = check_name(name)
+        self.on_command = on_command
+        self.publish_timeout = publish_timeout
+        self.queue_name = commands_queue_name(name)
+        self._channel: AmqpChannel | None = None
+        self._queue: AbstractRobustQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[IncomingCommand] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def started(self) -> bool:
+        return self._queue is not None
+
+    @property
+    def in_flight(self) -> list[IncomingCommand]:
+        """Commands received and not finished yet."""
+        return list(self._in_flight)
+
+    async def start(self) -> ActorEndpoint:
+        """Declare ``<name>_commands`` (exclusive) bound to ``command.<name>.#``, consume it."""
+        if self._queue is not None:
+            raise AmqpError(f"endpoint {self.name!r} already started")
+        self._channel = await self.connection.open_channel()
+        try:
+            self._queue, self._consumer_tag = await self._channel.declare_exclusive_queue(
+                self.queue_name, [commands_binding(self.name)], self._on_message
+            )
+        except QueueInUse as exc:
+            await self.connection.release_channel(self._channel)
+            self._channel = None
+            raise ActorNameInUse(
+                f"cannot serve actor {self.name!r}: queue {self.queue_name!r} is owned by "
+                "another connection (another instance of this actor is running)"
+            ) from exc
+        except BaseException:
+            await self.connection.release_channel(self._channel)
+            self.connection.release_queue_name(self.queue_name)
+            self._channel = None
+            raise
+        log.info("actor endpoint %r consuming %r", self.name, self.queue_name)
+        return self
+
+    async def stop(self, reason: str | None = None) -> None:
+        """Fail unfinished commands, stop consuming and delete the commands queue."""
+        if self._channel is None:
+            return
+        queue, self._queue = self._queue, None
+        if queue is not None and self._consumer_tag is not None:
+            try:
+                await asyncio.wait_for(queue.cancel(self._consumer_tag), 5)
+            except Exception as exc:
+                log.debug("%s: cancelling consumer: %r", self.name, exc)
+        error = reason or f"actor {self.name!r} is shutting down; command aborted"
+        for command in list(self._in_flight):
+            try:
+                await asyncio.wait_for(command.fail(error), 5)
+            except Exception as exc:
+                log.warning("%s: could not fail command %s at stop: %r", self.name, command, exc)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if queue is not None:
+            try:
+                await asyncio.wait_for(queue.delete(if_unused=False, if_empty=False), 5)
+            except Exception as exc:
+                log.debug("%s: deleting queue: %r", self.name, exc)
+        await self.connection.release_channel(self._channel)
+        self.connection.release_queue_name(self.queue_name)
+        self._channel = None
+
+    async def __aenter__(self) -> ActorEndpoint:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def broadcast(
+        self, code: str, body: Mapping[str, Any] | None = None, internal: bool = False
+    ) -> None:
+        """Publish a reply not tied to a command: ``reply.broadcast``, null ids."""
+        await self._publish(ReplyMessage.broadcast_reply(code, body, self.name, internal))
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _publish(self, reply: ReplyMessage) -> None:
+        if self._channel is None:
+            raise AmqpError(f"endpoint {self.name!r} is not started")
+        await self._channel.publish(
+            reply_to_message(reply), reply.routing_key(), mandatory=False,
+            timeout=self.publish_timeout,
+        )
+
+    def _finished(self, command: IncomingCommand) -> None:
+        self._in_flight.discard(command)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        """Consumer callback: never raises (a failure here would stop nothing but logs)."""
+        try:
+            await message.ack()
+        except Exception as exc:
+            log.warning("%s: could not ack delivery: %r", self.name, exc)
+        try:
+            command = incoming_command(message)
+        except MessageError as err:
+            await self._reject(message, err)
+            return
+        except Exception as exc:  # pragma: no cover - decode_command only raises MessageError
+            log.exception("%s: unexpected error decoding a delivery", self.name)
+            await self._reject(message, MessageError(f"undecodable message: {exc!r}"))
+            return
+        incoming = IncomingCommand(self, command)
+        self._in_flight.add(incoming)
+        task = asyncio.create_task(self._run(incoming), name=f"{self.name}:{command.command_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, command: IncomingCommand) -> None:
+        try:
+            await self.on_command(command)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("%s: command handler failed for %r", self.name, command)
+            if not command.done:
+                try:
+                    await command.fail(
+                        f"Command {command.command_string!r} failed because of an uncaught "
+                        f"error '{type(exc).__name__}: {exc}'."
+                    )
+                except Exception as exc2:
+                    log.error("%s: could not fail %r: %r", self.name, command, exc2)
+
+    async def _reject(self, message: AbstractIncomingMessage, err: MessageError) -> None:
+        """Answer a malformed delivery with ``f`` (to its commander, else broadcast)."""
+        error = f"Rejected message on {self.queue_name!r}: {err.reason}"
+        log.error(
+            "%s: %s (routing_key=%r, headers=%r, body=%r)",
+            self.name, error, message.routing_key, message.headers, message.body[:200],
+        )
+        reply = ReplyMessage(
+            message_code=FAILED,
+            commander_id=err.commander_id,
+            command_id=err.command_id if err.commander_id is not None else None,
+            sender=self.name,
+            internal=err.internal,
+            body={"error": error},
+        )
+        try:
+            await self._publish(reply)
+        except Exception as exc:
+            log.error("%s: could not publish the rejection of a message: %r", self.name, exc)
