@@ -2,35 +2,63 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
-from ..protocol import Keyword, is_failure, is_terminal, keywords_to_json
+from ..protocol import Keyword, is_failure, is_terminal, json_to_keywords, keywords_to_json
 
 
-@dataclass(slots=True)
 class Reply:
-    """One reply of an actor.
+    """One reply of an actor, in both of its forms.
 
-    ``keywords`` is the line-protocol form; ``values`` is the JSON form when it is
-    known better than the untyped mapping (typed by a keyword dictionary, or the
-    body an AMQP actor sent). ``commander``/``command_id`` say which command it
-    answers; both are None for a broadcast.
+    ``keywords`` is the line-protocol form, ``json`` the JSON form (typed by a keyword
+    dictionary, or the body an AMQP actor sent). Give either; the other is derived on
+    first use with the untyped mapping of :mod:`bridge.protocol.jsonmap`.
+    ``commander``/``command_id`` say which command it answers; both are None for a
+    broadcast. ``internal`` is clu's flag for replies meant for machines.
     """
 
-    code: str
-    sender: str
-    keywords: tuple[Keyword, ...] = ()
-    commander: str | None = None
-    command_id: str | int | None = None
-    values: dict[str, Any] | None = field(default=None, repr=False)
+    __slots__ = ("code", "sender", "_keywords", "commander", "command_id", "_values", "internal")
+
+    def __init__(self, code: str, sender: str, keywords: tuple[Keyword, ...] | None = None,
+                 commander: str | None = None, command_id: str | int | None = None,
+                 values: Mapping[str, Any] | None = None, internal: bool = False) -> None:
+        self.code = code
+        self.sender = sender
+        self._keywords = keywords if keywords is not None or values is not None else ()
+        self.commander = commander
+        self.command_id = command_id
+        self._values = dict(values) if values is not None else None
+        self.internal = internal
+
+    def __repr__(self) -> str:
+        to = f" to {self.commander}/{self.command_id}" if self.commander else ""
+        return f"<Reply {self.sender} {self.code}{to} {self.json}>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Reply):
+            return NotImplemented
+        return (self.code, self.sender, self.commander, self.command_id, self.json) == (
+            other.code, other.sender, other.commander, other.command_id, other.json)
+
+    @property
+    def keywords(self) -> tuple[Keyword, ...]:
+        """The reply's keywords (derived from the JSON form if it came as JSON)."""
+        if self._keywords is None:
+            self._keywords = json_to_keywords(self._values or {})
+        return self._keywords
 
     @property
     def json(self) -> dict[str, Any]:
-        """The reply's keywords as a JSON object (typed if known, else the untyped mapping)."""
-        if self.values is None:
-            self.values = keywords_to_json(self.keywords)
-        return self.values
+        """The reply as a JSON object (typed if known, else the untyped mapping)."""
+        if self._values is None:
+            self._values = keywords_to_json(self._keywords or ())
+        return self._values
+
+    @property
+    def values(self) -> dict[str, Any] | None:
+        """The JSON form if it was given or already derived, else None."""
+        return self._values
 
     @property
     def is_terminal(self) -> bool:
