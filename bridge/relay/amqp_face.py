@@ -1,0 +1,107 @@
+"""Serve a legacy actor on AMQP: clu clients command it as if it were a clu actor.
+
+The face consumes ``<actor>_commands`` through an :class:`~bridge.amqp.endpoint.ActorEndpoint`
+and sends each command to a *target* that reaches the legacy actor (an
+:class:`~bridge.legacy.actor_link.ActorLink` in direct mode, the Tron hub connection in
+hub mode). Every reply comes back, in order, as a clu JSON reply to
+``reply.<commander_id>``; the actor's unsolicited output becomes ``reply.broadcast``
+with ``sender=<actor>``. The target guarantees one terminal reply per command (it fails
+commands whose actor is down, drops or times out), so the AMQP commander never waits
+in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..amqp.connection import AmqpConnection
+from ..amqp.endpoint import ActorEndpoint, IncomingCommand
+from ..core import Reply
+
+log = logging.getLogger(__name__)
+
+
+def amqp_code(code: str) -> str:
+    """The code as clu expects it: lower case (the TCC writes ``I``, ``W``, ``F``)."""
+    return code.lower()
+
+
+class AmqpFace:
+    """The AMQP side of one legacy actor.
+
+    ``target`` has ``send_command(actor, text, commander=..., callback=...)`` and
+    ``add_reply_listener(cb)`` for the actor's unsolicited replies. ``schema``
+    (a JSON schema, e.g. from the actor's keyword dictionary) lets the face answer
+    clu's ``get_schema`` itself, so ``AMQPClient(models=[actor])`` gets typed models.
+    """
+
+    def __init__(self, connection: AmqpConnection, name: str, target: Any, *,
+                 schema: dict[str, Any] | None = None,
+                 time_limit: float | None = None) -> None:
+        self.connection = connection
+        self.name = name
+        self.target = target
+        self.schema = schema
+        self.time_limit = time_limit
+        self.endpoint = ActorEndpoint(connection, name, self._on_command)
+        self._broadcasts: asyncio.Queue[Reply] = asyncio.Queue(maxsize=10_000)
+        self._broadcaster: asyncio.Task[None] | None = None
+        self.counters = {"commands": 0, "replies": 0, "broadcasts": 0, "dropped": 0}
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.endpoint.in_flight)
+
+    async def start(self) -> None:
+        """Start consuming commands and mirroring the actor's unsolicited output."""
+        listen: Callable[[Callable[[Reply], Any]], None] | None = getattr(
+            self.target, "add_reply_listener", None)
+        if listen is not None:
+            listen(self._on_unsolicited)
+        self._broadcaster = asyncio.ensure_future(self._broadcast_forever())
+        await self.endpoint.start()
+
+    async def stop(self) -> None:
+        """Stop consuming; commands still running are failed by the endpoint."""
+        await self.endpoint.stop(f"The bridge stopped serving actor {self.name}.")
+        if self._broadcaster is not None:
+            self._broadcaster.cancel()
+            self._broadcaster = None
+
+    async def _on_command(self, command: IncomingCommand) -> None:
+        self.counters["commands"] += 1
+        text = command.command_string
+        if self.schema is not None and text.strip() == "get_schema":
+            await command.reply(">", {})
+            await command.finish({"schema": json.dumps(self.schema)})
+            return
+        replies: asyncio.Queue[Reply] = asyncio.Queue()
+        self.target.send_command(self.name, text, commander=command.commander_id,
+                                 callback=replies.put_nowait, time_limit=self.time_limit)
+        while True:
+            reply = await replies.get()
+            self.counters["replies"] += 1
+            await command.reply(amqp_code(reply.code), reply.json)
+            if reply.is_terminal:
+                return
+
+    def _on_unsolicited(self, reply: Reply) -> None:
+        try:
+            self._broadcasts.put_nowait(reply)
+        except asyncio.QueueFull:
+            self.counters["dropped"] += 1
+            log.warning("actor %s: broadcast queue full, unsolicited reply dropped", self.name)
+
+    async def _broadcast_forever(self) -> None:
+        while True:
+            reply = await self._broadcasts.get()
+            try:
+                await self.endpoint.broadcast(amqp_code(reply.code), reply.json)
+                self.counters["broadcasts"] += 1
+            except Exception as exc:
+                self.counters["dropped"] += 1
+                log.warning("actor %s: could not publish a broadcast: %r", self.name, exc)
