@@ -1,0 +1,308 @@
+"""LegacyServer on real loopback sockets: greeting, users, headers, routing, malformed input."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import pytest
+
+from bridge.legacy.server import IncomingLegacyCommand, LegacyServer
+from bridge.protocol import Keyword
+from tests.legacy.line_client import LineClient, code_of
+from tests.support.aio import aio_test
+
+
+class RecordingHandler:
+    """Commands by verb: ``echo`` (finishes with what it saw), ``hold`` (waits for
+    ``release``), ``raise``/``araise`` (sync/async exception), ``forget`` (returns
+    without a terminal reply), ``twice`` (two terminal replies), ``info`` (an ``i`` line)."""
+
+    def __init__(self) -> None:
+        self.seen: list[IncomingLegacyCommand] = []
+        self.release = asyncio.Event()
+        self.held = 0
+
+    def handle(self, command: IncomingLegacyCommand):  # noqa: ANN201 - sync or coroutine
+        self.seen.append(command)
+        verb = command.text.split()[0]
+        if verb == "raise":
+            raise RuntimeError("sync boom")
+        if verb == "echo":
+            command.finish({"commander": command.commander, "mid": command.mid,
+                            "user": command.user_id, "text": command.text})
+            return None
+        if verb == "forget":
+            return None
+        if verb == "twice":
+            command.finish()
+            command.reply("f", {"error": "second"})
+            return None
+        return self._async(command, verb)
+
+    async def _async(self, command: IncomingLegacyCommand, verb: str) -> None:
+        if verb == "araise":
+            await asyncio.sleep(0)
+            raise ValueError("async boom")
+        if verb == "hold":
+            command.reply("i", {"held": True})
+            self.held += 1
+            await self.release.wait()
+            command.finish({"released": True})
+        elif verb == "info":
+            command.reply("i", [Keyword.of("note", "hello world")])
+            command.finish()
+        elif verb == "aforget":
+            await asyncio.sleep(0)
+        else:
+            command.fail(f"unknown verb {verb}")
+
+
+async def started(handler: RecordingHandler | None = None, **kwargs) -> LegacyServer:
+    server = LegacyServer(handler or RecordingHandler(), name="srv", version="1.2.3", **kwargs)
+    return await server.start()
+
+
+@aio_test
+async def test_greeting_bytes_and_user_ids() -> None:
+    server = await started()
+    try:
+        assert server.port > 0
+        first = await LineClient.connect(server.port)
+        raw = await asyncio.wait_for(first.reader.readuntil(b'version="1.2.3"\n'), 10)
+        assert raw == (b"1 0 i yourUserID=1; num_users=1\n"
+                       b"0 0 i UserInfo=1,127.0.0.1\n"
+                       b'1 0 i version="1.2.3"\n')
+        second = await LineClient.connect(server.port)
+        assert await second.read_greeting() == [
+            "2 0 i yourUserID=2; num_users=2",
+            "0 0 i UserInfo=1,127.0.0.1",
+            "0 0 i UserInfo=2,127.0.0.1",
+            '2 0 i version="1.2.3"',
+        ]
+        # Everybody learns the user list (clu's behaviour).
+        assert [await first.read_line(), await first.read_line()] == [
+            "0 0 i UserInfo=1,127.0.0.1", "0 0 i UserInfo=2,127.0.0.1"]
+        assert server.users == {1: "127.0.0.1", 2: "127.0.0.1"}
+
+        # clu's rule: 1 if nobody is connected, else max + 1 (so ids are reused).
+        await second.close()
+        await _until(lambda: server.num_users == 1)
+        third = await LineClient.connect(server.port)
+        assert (await third.read_line()).startswith("2 0 i yourUserID=2; num_users=2")
+        await first.close()
+        await _until(lambda: server.num_users == 1)
+        fourth = await LineClient.connect(server.port)
+        assert (await fourth.read_line()).startswith("3 0 i yourUserID=3; num_users=2")
+        await third.close()
+        await fourth.close()
+    finally:
+        await server.stop()
+
+
+@aio_test
+async def test_command_header_forms() -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    client = await LineClient.connect(server.port)
+    try:
+        await client.read_greeting()
+        await client.send("1 echo")
+        assert await client.read_line() == "1 1 : commander=None; mid=1; user=1; text=echo"
+        await client.send("APO.john 5 echo a b")
+        assert await client.read_line() == (
+            '1 5 : commander=APO.john; mid=5; user=1; text="echo a b"')
+        await client.send("7 5 echo")  # tron's MCP form: cid mid text
+        assert await client.read_line() == "1 5 : commander=None; mid=5; user=1; text=echo"
+        assert handler.seen[-1].header_cid == 7
+        await client.send("   echo  x  ")  # no mid: 0
+        assert await client.read_line() == '1 0 : commander=None; mid=0; user=1; text="echo  x"'
+        await client.send(".hub 3 echo\r")  # CRLF and a leading-dot commander
+        assert await client.read_line() == "1 3 : commander=.hub; mid=3; user=1; text=echo"
+        assert [c.line for c in handler.seen][1] == "APO.john 5 echo a b"
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@aio_test
+async def test_mid_first_header_order() -> None:
+    server = await started(mid_first=True)
+    client = await LineClient.connect(server.port)
+    try:
+        assert await client.read_greeting() == [
+            "0 1 i yourUserID=1; num_users=1",
+            "0 0 i UserInfo=1,127.0.0.1",
+            '0 1 i version="1.2.3"',
+        ]
+        await client.send("42 echo")
+        assert await client.read_line() == "42 1 : commander=None; mid=42; user=1; text=echo"
+        server.broadcast("w", {"alert": "hot"})
+        assert await client.read_line() == "0 0 w alert=hot"
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@aio_test
+async def test_replies_only_to_issuer_broadcasts_to_all() -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    one = await LineClient.connect(server.port)
+    two = await LineClient.connect(server.port)
+    try:
+        await one.read_until(lambda ln: ln == "0 0 i UserInfo=2,127.0.0.1")
+        await two.read_greeting()
+        await one.send("9 info")
+        assert await one.read_line() == '1 9 i note="hello world"'
+        assert await one.read_line() == "1 9 : "
+        await two.send("9 echo")
+        assert await two.read_line() == "2 9 : commander=None; mid=9; user=2; text=echo"
+        server.broadcast("i", {"text": "to all"})
+        assert await one.read_line() == '0 0 i text="to all"'  # nothing of user 2's reply
+        assert await two.read_line() == '0 0 i text="to all"'
+        assert server.send_to_user(2, "w", {"only": 2})
+        assert not server.send_to_user(99, "w", {"only": 99})
+        assert await two.read_line() == "2 0 w only=2"
+        server.broadcast("d", {"sync": 1})  # proves user 1 got nothing in between
+        assert await one.read_line() == "0 0 d sync=1"
+    finally:
+        await one.close()
+        await two.close()
+        await server.stop()
+
+
+@aio_test
+async def test_handler_errors_get_one_failure_and_server_keeps_serving(caplog) -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    client = await LineClient.connect(server.port)
+    try:
+        await client.read_greeting()
+        with caplog.at_level(logging.ERROR, logger="bridge.legacy.server"):
+            await client.send("1 raise")
+            assert await client.read_line() == (
+                "1 1 f error=\"Command 'raise' failed: RuntimeError: sync boom\"")
+            await client.send("2 araise now")
+            assert await client.read_line() == (
+                "1 2 f error=\"Command 'araise now' failed: ValueError: async boom\"")
+            await client.send("3 forget")
+            assert await client.read_line() == (
+                '1 3 f error="Command ended without a final reply (internal error)."')
+            await client.send("4 aforget")
+            assert code_of(await client.read_line()) == "f"
+            await client.send("5 twice")
+            assert await client.read_line() == "1 5 : "
+            await client.send("6 echo")  # the second terminal reply of 5 was never written
+            assert await client.read_line() == "1 6 : commander=None; mid=6; user=1; text=echo"
+        assert "sync boom" in caplog.text and "async boom" in caplog.text
+        assert server.commands_in_flight == []
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@aio_test
+async def test_malformed_input_answered_on_that_connection_only() -> None:
+    handler = RecordingHandler()
+    server = await started(handler, max_line_length=100)
+    client = await LineClient.connect(server.port)
+    other = await LineClient.connect(server.port)
+    try:
+        await client.read_until(lambda ln: ln == "0 0 i UserInfo=2,127.0.0.1")
+        await other.read_greeting()
+        # Oversize line (also in the same segment as a good one): f with mid 0, kept.
+        await client.send(b"1 echo " + b"x" * 200 + b"\n2 echo\n")
+        line = await client.read_line()
+        assert line.startswith('1 0 f error="Line too long (207 bytes or more; the limit is 100)')
+        assert await client.read_line() == "1 2 : commander=None; mid=2; user=1; text=echo"
+        # Invalid UTF-8: answered with f for its mid, never run.
+        count = len(handler.seen)
+        await client.send(b"3 echo caf\xe9\n")
+        assert await client.read_line() == '1 3 f error="Command is not valid UTF-8; it was not run."'
+        assert len(handler.seen) == count
+        # A header without a command.
+        await client.send("APO.john 4   ")
+        assert await client.read_line() == (
+            "1 4 f error=\"No command in 'APO.john 4': expected [commander] [mid] command.\"")
+        await client.send("5 6 ")
+        assert code_of(line := await client.read_line()) == "f" and line.startswith("1 6 f")
+        # Empty and blank lines are ignored.
+        await client.send(b"\n   \n\t\r\n\r\n")
+        # NUL bytes are ordinary characters (escaped on output).
+        await client.send(b"7 echo a\x00b\n")
+        assert await client.read_line() == (
+            '1 7 : commander=None; mid=7; user=1; text="echo a\\u0000b"')
+        server.broadcast("d", {"sync": 1})
+        assert await other.read_line() == "0 0 d sync=1"  # user 2 saw none of the errors
+        assert await client.read_line() == "0 0 d sync=1"
+    finally:
+        await client.close()
+        await other.close()
+        await server.stop()
+
+
+@aio_test
+async def test_stop_fails_commands_in_flight_once_and_closes() -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    port = server.port
+    client = await LineClient.connect(port)
+    await client.read_greeting()
+    for mid in (1, 2, 3):
+        await client.send(f"{mid} hold")
+    await _until(lambda: handler.held == 3)
+    assert len(server.commands_in_flight) == 3
+    await server.stop(reason="Going away.")
+    rest = (await client.expect_closed()).decode().splitlines()
+    lines = [ln for ln in client.lines + rest if code_of(ln) in ":f"]
+    assert sorted(lines) == [f'1 {mid} f error="Going away."' for mid in (1, 2, 3)]
+    assert server.commands_in_flight == [] and server.num_users == 0
+    assert not server.listening
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+@aio_test
+async def test_client_disconnecting_mid_command(caplog) -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    try:
+        client = await LineClient.connect(server.port)
+        await client.read_greeting()
+        await client.send("1 hold")
+        await _until(lambda: handler.held == 1)
+        await client.close()
+        await _until(lambda: server.num_users == 0)
+        with caplog.at_level(logging.DEBUG, logger="bridge.legacy.server"):
+            handler.release.set()
+            await _until(lambda: not server.commands_in_flight)
+            await asyncio.sleep(0.05)
+        assert "reply dropped" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert server.commands_in_flight == []
+        assert not server._tasks
+    finally:
+        await server.stop()
+
+
+@aio_test
+async def test_start_listens_on_loopback_and_stop_is_idempotent() -> None:
+    server = await started()
+    assert server.host == "127.0.0.1" and server.listening
+    client = await LineClient.connect(server.port)
+    assert client.writer.get_extra_info("peername")[0] == "127.0.0.1"
+    await client.close()
+    await server.stop()
+    await server.stop()
+    with pytest.raises(ValueError):
+        server.broadcast("x", {})
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), timeout)
