@@ -1,0 +1,96 @@
+"""Serve an AMQP actor as a legacy TCP actor: Tron and legacy clients command it unchanged.
+
+The face is a :class:`~bridge.legacy.server.LegacyServer` on its own port whose
+commands go to the AMQP actor of the same name through an :class:`AmqpTarget`. The
+AMQP commander id keeps the legacy commander (``APO.john`` -> ``APO.john.camera``);
+clu's JSON replies come back as canonical keyword lines to the issuing connection,
+and the AMQP actor's other traffic (broadcasts, replies to other commanders) becomes
+cid-0 lines for every connected legacy client. With a Tron connection, the face asks
+the hub to connect to it (``hub startNubs <name>``), now and after every reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from ..core import Reply
+from ..legacy.server import IncomingLegacyCommand, LegacyServer
+from .amqp_target import AmqpTarget
+
+log = logging.getLogger(__name__)
+
+_NOT_ROUTING_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def amqp_commander_id(legacy_commander: str | None, user_id: int, actor: str) -> str:
+    """The AMQP commander id for a legacy command: the legacy commander, then the actor.
+
+    ``APO.john`` -> ``APO.john.camera``; tron's hub-internal ``.hub`` -> ``hub.camera``;
+    a client that sent no commander -> ``legacy.user<N>.camera``.
+    """
+    base = (legacy_commander or "").strip(".")
+    base = _NOT_ROUTING_SAFE.sub("_", base)
+    if not base:
+        base = f"legacy.user{user_id}"
+    return f"{base}.{actor}"
+
+
+class LegacyFace:
+    """The legacy side of one AMQP actor (see the module docstring)."""
+
+    def __init__(self, name: str, target: AmqpTarget, *, host: str = "127.0.0.1",
+                 port: int = 0, mid_first: bool = False, version: str | None = None,
+                 tron: Any = None, time_limit: float | None = None,
+                 mirror_internal: bool = False) -> None:
+        self.name = name
+        self.target = target
+        self.tron = tron
+        self.time_limit = time_limit
+        self.mirror_internal = mirror_internal
+        self.server = LegacyServer(self, name=name, host=host, port=port, version=version,
+                                   mid_first=mid_first)
+        self.counters = {"commands": 0, "replies": 0, "broadcasts": 0}
+        target.add_reply_listener(self._on_actor_traffic, sender=name)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.server.commands_in_flight)
+
+    async def start(self) -> None:
+        """Listen, and register with the Tron hub if one is configured."""
+        await self.server.start()
+        if self.tron is not None:
+            self.tron.add_startup_command("hub", f"startNubs {self.name}")
+
+    async def stop(self) -> None:
+        """Stop registering, close the port; commands still running get ``f``."""
+        if self.tron is not None:
+            self.tron.remove_startup_command("hub", f"startNubs {self.name}")
+        await self.server.stop(f"The bridge stopped serving actor {self.name}.")
+
+    async def handle(self, command: IncomingLegacyCommand) -> None:
+        """Forward one legacy command to the AMQP actor and relay its replies in order."""
+        self.counters["commands"] += 1
+        replies: asyncio.Queue[Reply] = asyncio.Queue()
+        commander = amqp_commander_id(command.commander, command.user_id, self.name)
+        self.target.send_command(self.name, command.text, commander=commander,
+                                 callback=replies.put_nowait, time_limit=self.time_limit)
+        while True:
+            reply = await replies.get()
+            self.counters["replies"] += 1
+            command.reply(reply.code, reply.keywords)
+            if reply.is_terminal:
+                return
+
+    def _on_actor_traffic(self, reply: Reply) -> None:
+        if reply.internal and not self.mirror_internal:
+            return
+        self.counters["broadcasts"] += 1
+        self.server.broadcast(reply.code, reply.keywords)
