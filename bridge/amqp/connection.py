@@ -21,6 +21,7 @@ from typing import Any
 
 import aio_pika
 import aiormq
+from yarl import URL
 from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustChannel,
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 DEFAULT_RECONNECT_INTERVAL = 1.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_PUBLISH_TIMEOUT = 10.0
+# Below the broker's 60 s default so that, after a silent network loss, the broker drops
+# our old connection (and its exclusive queues) sooner; until it does, re-declaring them
+# on reconnect fails with RESOURCE_LOCKED and aio-pika keeps retrying
+# (github.com/mosquito/aio-pika/issues/679).
+DEFAULT_HEARTBEAT = 20
 PREFETCH_COUNT = 1  # as clu: basic.qos(prefetch_count=1)
 
 DisconnectListener = Callable[[BaseException | None], Any]
@@ -167,7 +173,8 @@ class AmqpConnection:
     """A robust connection to RabbitMQ that knows the clu exchange.
 
     ``await start()`` connects (raising :class:`AmqpUnavailable` if the broker cannot
-    be reached) and declares the exchange; ``await stop()`` closes everything.
+    be reached) and declares the exchange (the URL may carry aio-pika/aiormq query
+    options; ``heartbeat`` is added unless the URL has one); ``await stop()`` closes everything.
     ``connected`` tells whether the link is up right now; listeners registered with
     :meth:`on_disconnect` run when an established link is lost, those registered with
     :meth:`on_reconnect` after aio-pika has reconnected and restored every channel's
@@ -181,14 +188,17 @@ class AmqpConnection:
         exchange_name: str = EXCHANGE_NAME,
         reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        heartbeat: int | None = DEFAULT_HEARTBEAT,
         connection_name: str | None = None,
     ) -> None:
         self.url = url
+        self.heartbeat = heartbeat
         self.exchange_name = exchange_name
         self.reconnect_interval = reconnect_interval
         self.connect_timeout = connect_timeout
         self.connection_name = connection_name
         self.stopping = False
+        self._link_up = False  # last known state, for firing listeners on transitions only
         self._connection: AbstractRobustConnection | None = None
         self._channels: list[AmqpChannel] = []
         self._main: AmqpChannel | None = None
@@ -231,7 +241,8 @@ class AmqpConnection:
             raise AmqpUnavailable(f"not connected to {self._safe_url()} after {timeout} s") from None
 
     def on_disconnect(self, listener: DisconnectListener) -> None:
-        """Call ``listener(exc)`` each time an established link is lost (not on stop)."""
+        """Call ``listener(exc)`` once each time an established link is lost (not on
+        stop, not again for each failed reconnection attempt)."""
         self._disconnect_listeners.append(listener)
 
     def on_reconnect(self, listener: ReconnectListener) -> None:
@@ -252,6 +263,8 @@ class AmqpConnection:
             raise AmqpError("AmqpConnection already started")
         self.stopping = False
         kwargs: dict[str, Any] = {}
+        if self.heartbeat is not None and "heartbeat" not in URL(self.url).query:
+            kwargs["heartbeat"] = self.heartbeat
         if self.connection_name:
             kwargs["client_properties"] = {"connection_name": self.connection_name}
         try:
@@ -272,6 +285,7 @@ class AmqpConnection:
         except BaseException:
             await self.stop()
             raise
+        self._link_up = True
         log.info("connected to %s (exchange %r)", self._safe_url(), self.exchange_name)
         return self
 
@@ -353,8 +367,11 @@ class AmqpConnection:
     # -- aio-pika callbacks ----------------------------------------------------------
 
     def _on_close(self, _sender: Any, exc: BaseException | None = None) -> None:
-        if self.stopping:
+        # aio-pika also calls this for every failed reconnection attempt: only the
+        # transition from "up" counts.
+        if self.stopping or not self._link_up:
             return
+        self._link_up = False
         log.warning("lost the connection to the AMQP broker: %r", exc)
         for listener in list(self._disconnect_listeners):
             _call_listener(listener, exc)
@@ -362,6 +379,7 @@ class AmqpConnection:
     def _on_reconnected(self, _sender: Any) -> None:
         if self.stopping:
             return
+        self._link_up = True
         log.info("reconnected to the AMQP broker; exchange, queues and consumers restored")
         for listener in list(self._reconnect_listeners):
             _call_listener(listener)
@@ -372,7 +390,5 @@ class AmqpConnection:
 
 def _mask(url: str) -> str:
     """``url`` without its password."""
-    from yarl import URL
-
     parsed = URL(url)
     return str(parsed.with_password("******")) if parsed.password else url

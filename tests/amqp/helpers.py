@@ -276,7 +276,7 @@ def wire_shape(message: AbstractIncomingMessage, names: dict[str, str]) -> dict[
         "type": message.type,
         "user_id": message.user_id,
         "app_id": message.app_id,
-        "reply_to": message.reply_to,
+        "reply_to": norm(message.reply_to),
         "correlation_id": norm(message.correlation_id),
         "correlation_is_command_id": message.correlation_id == headers.get("command_id"),
         "has_timestamp": message.timestamp is not None,
