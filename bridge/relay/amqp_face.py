@@ -61,9 +61,9 @@ class AmqpFace:
         listen: Callable[[Callable[[Reply], Any]], None] | None = getattr(
             self.target, "add_reply_listener", None)
         if listen is not None:
-            listen(self._on_unsolicited)
-        self._broadcaster = asyncio.ensure_future(self._broadcast_forever())
+            listen(self._on_unsolicited)  # queued until the endpoint can publish
         await self.endpoint.start()
+        self._broadcaster = asyncio.ensure_future(self._broadcast_forever())
 
     async def stop(self) -> None:
         """Stop consuming; commands still running are failed by the endpoint."""

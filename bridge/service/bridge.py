@@ -1,0 +1,323 @@
+"""The bridge process: every part wired together from a :class:`~.config.BridgeConfig`.
+
+For each ``[actors.<name>]`` entry:
+
+* ``lives = "legacy"``: an :class:`~bridge.legacy.actor_link.ActorLink` to the actor's
+  TCP port is its route; with ``amqp = true`` an :class:`~bridge.relay.amqp_face.AmqpFace`
+  serves it to AMQP clients.
+* ``lives = "hub"``: reached through the Tron hub connection; AMQP face likewise.
+* ``lives = "amqp"``: a clu actor; with ``legacy_port`` a
+  :class:`~bridge.relay.legacy_face.LegacyFace` serves it to legacy clients (and, with
+  ``register``, asks the Tron hub to connect to that face).
+* ``lives = "local"``: an actor written with this package, started in this process on
+  its port, then served like a legacy actor.
+
+All commands of the built-in hub port go through one :class:`~bridge.core.Router`.
+:meth:`Bridge.reload` applies a new configuration without dropping clients: unchanged
+actors are untouched, changed ones are drained and rebuilt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..amqp.commander import AmqpCommander
+from ..amqp.connection import AmqpConnection
+from ..amqp.endpoint import ActorNameInUse
+from ..core import KeywordCache, Route, Router, RoutingTable
+from ..legacy.actor_link import ActorLink
+from ..relay.amqp_face import AmqpFace
+from ..relay.amqp_target import AmqpTarget
+from ..relay.hub_target import HubTarget
+from ..relay.legacy_face import LegacyFace
+from .config import ActorConfig, BridgeConfig
+from .presence import amqp_actor_present
+
+log = logging.getLogger(__name__)
+
+#: The Tron hub's own pseudo-actors: never bridged by discovery.
+HUB_PSEUDO_ACTORS = frozenset({"hub", "keys", "perms", "msg", "cmds", "auth"})
+
+
+def load_dictionary(path: Any) -> Any:
+    """A keyword dictionary from its file, or None (dictionaries are optional)."""
+    if path is None:
+        return None
+    from ..protocol.dictionary import KeywordDictionary
+
+    return KeywordDictionary.load(path)
+
+
+@dataclass
+class ActorRuntime:
+    """The live parts of one configured (or discovered) actor."""
+
+    config: ActorConfig
+    dictionary: Any = None
+    local: Any = None
+    amqp_face: AmqpFace | None = None
+    legacy_face: LegacyFace | None = None
+    discovered: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Bridge:
+    """One bridge process (see the module docstring). ``async with Bridge(cfg, url):``."""
+
+    def __init__(self, config: BridgeConfig, amqp_url: str | None = None) -> None:
+        self.config = config
+        self.amqp_url = amqp_url or config.amqp_url
+        if not self.amqp_url:
+            raise ValueError("no AMQP URL: configure [amqp] url or start a private broker")
+        self.connection: AmqpConnection | None = None
+        self.commander: AmqpCommander | None = None
+        self.amqp_target: AmqpTarget | None = None
+        self.tron: Any = None
+        self.hub_target: HubTarget | None = None
+        self.cache = KeywordCache()
+        self.router: Router | None = None
+        self.hub_server: Any = None
+        self.actors: dict[str, ActorRuntime] = {}
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> "Bridge":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Connect to the broker (and hub), start every actor's parts and the hub port."""
+        cfg = self.config
+        self.connection = AmqpConnection(self.amqp_url)
+        await asyncio.wait_for(self.connection.start(), cfg.connect_timeout)
+        self.commander = AmqpCommander(self.connection, cfg.name)
+        await self.commander.start()
+        self.amqp_target = AmqpTarget(self.commander)
+        if cfg.tron is not None:
+            from ..legacy.tron import TronConnection
+
+            self.tron = TronConnection(cfg.tron[0], cfg.tron[1], commander=f"{cfg.name}.bridge",
+                                       cache=self.cache)
+            await self.tron.start(wait=False)
+            self.hub_target = HubTarget(self.tron)
+        self.router = Router({"legacy": self._legacy_target, "hub": self._hub_target,
+                              "amqp": lambda route: self.amqp_target},
+                             amqp_presence=self._amqp_present)
+        await self._apply(cfg, first=True)
+        if cfg.hub is not None:
+            await self._start_hub_port()
+        if cfg.discover and self.tron is not None:
+            self.cache.subscribe(self._on_hub_keywords, actor="hub")
+        log.info("bridge %s started: %d actor(s)", cfg.name, len(self.actors))
+
+    async def stop(self) -> None:
+        """Stop everything; commands still in flight get ``f`` with a clear error."""
+        if self.hub_server is not None:
+            await self.hub_server.stop()
+            self.hub_server = None
+        for name in list(self.actors):
+            await self._stop_actor(self.actors.pop(name), drain=False)
+        if self.router is not None:
+            await self.router.stop()
+        if self.tron is not None:
+            await self.tron.stop()
+        if self.commander is not None:
+            await self.commander.stop()
+        if self.connection is not None:
+            await self.connection.stop()
+        log.info("bridge %s stopped", self.config.name)
+
+    async def reload(self, config: BridgeConfig) -> dict[str, list[str]]:
+        """Apply a new configuration without dropping clients or commands in flight."""
+        async with self._lock:
+            diff = await self._apply(config)
+            self.config = config
+            return diff
+
+    # -- building actors ---------------------------------------------------------------
+    async def _apply(self, config: BridgeConfig, first: bool = False) -> dict[str, list[str]]:
+        assert self.router is not None
+        wanted = {a.name: a for a in config.actors}
+        removed = [n for n, rt in self.actors.items() if n not in wanted and not rt.discovered]
+        changed = [n for n, a in wanted.items() if n in self.actors
+                   and self.actors[n].config != a]
+        added = [n for n in wanted if n not in self.actors]
+        # Faces of removed or changed actors release their names/ports first (drained).
+        for name in removed + changed:
+            await self._stop_actor(self.actors.pop(name), drain=True)
+        for name in added + changed:
+            await self._start_local(name, wanted[name])
+        table = RoutingTable(a.route() for a in config.actors)
+        for rt in self.actors.values():  # discovered actors keep their routes
+            if rt.discovered and rt.config.name not in wanted:
+                table = table.with_route(rt.config.route())
+        await self.router.apply(table)
+        for name in added + changed:
+            await self._start_faces(self.actors[name])
+        if not first:
+            log.info("reload: added=%s changed=%s removed=%s", added, changed, removed)
+        return {"added": added, "changed": changed, "removed": removed}
+
+    async def _start_local(self, name: str, cfg: ActorConfig) -> None:
+        rt = ActorRuntime(cfg, load_dictionary(cfg.dictionary))
+        self.actors[name] = rt
+        if cfg.lives == "local":
+            rt.local = _build_local(cfg)
+            await rt.local.start()
+
+    async def _start_faces(self, rt: ActorRuntime) -> None:
+        cfg = rt.config
+        assert self.router is not None and self.connection is not None
+        if cfg.lives != "amqp" and cfg.amqp:
+            schema = rt.dictionary.json_schema() if rt.dictionary is not None else None
+            face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),
+                            schema=schema, time_limit=cfg.time_limit or self.config.command_time_limit)
+            try:
+                await face.start()
+                rt.amqp_face = face
+            except ActorNameInUse as exc:
+                rt.notes.append(str(exc))
+                log.error("actor %s: not served on AMQP: %s", cfg.name, exc)
+        if cfg.lives == "amqp" and cfg.legacy_port is not None:
+            assert self.amqp_target is not None
+            face = LegacyFace(cfg.name, self.amqp_target, port=cfg.legacy_port,
+                              mid_first=cfg.mid_first,
+                              tron=self.tron if cfg.register else None,
+                              time_limit=cfg.time_limit or self.config.command_time_limit)
+            await face.start()
+            rt.legacy_face = face
+
+    async def _stop_actor(self, rt: ActorRuntime, drain: bool) -> None:
+        if rt.amqp_face is not None:
+            if drain:
+                await _drain(lambda: rt.amqp_face.in_flight if rt.amqp_face else 0)
+            await rt.amqp_face.stop()
+        if rt.legacy_face is not None:
+            if drain:
+                await _drain(lambda: rt.legacy_face.in_flight if rt.legacy_face else 0)
+            await rt.legacy_face.stop()
+        if rt.local is not None:
+            await rt.local.stop()
+
+    # -- route targets -----------------------------------------------------------------
+    def _legacy_target(self, route: Route) -> ActorLink:
+        rt = self.actors.get(route.actor)
+        dictionary = rt.dictionary if rt is not None else None
+        return ActorLink(route.actor, route.host or "127.0.0.1", route.port or 0,
+                         mid_first=route.mid_first,
+                         command_header=route.options.get("command_header", "commander"),
+                         typer=dictionary.reply_to_json if dictionary is not None else None)
+
+    def _hub_target(self, route: Route) -> Any:
+        if self.hub_target is None:
+            raise ValueError(f"actor {route.actor!r} lives on the hub, but no [tron] is set")
+        rt = self.actors.get(route.actor)
+        if rt is not None and rt.dictionary is not None:
+            self.tron.add_dictionary(route.actor, rt.dictionary)
+        return self.hub_target.for_actor(route.actor)
+
+    async def _amqp_present(self, actor: str) -> bool:
+        assert self.connection is not None
+        return await amqp_actor_present(self.connection, actor)
+
+    async def _start_hub_port(self) -> None:
+        from ..hub.server import HubServer
+
+        hub = self.config.hub
+        assert hub is not None and self.router is not None
+        auth = None
+        if hub.auth_port is not None:
+            from ..hub.auth import AuthConfig
+
+            auth = AuthConfig.load(hub.passwords, hub.programs)
+        self.hub_server = HubServer(self.router, cache=self.cache, host=hub.host, port=hub.port,
+                                    auth=auth)
+        await self.hub_server.start()
+
+    # -- discovery ---------------------------------------------------------------------
+    def _on_hub_keywords(self, actor: str, changed: dict[str, Any]) -> None:
+        actors = next((v for k, v in changed.items() if k.lower() == "actors"), None)
+        if actors is None:
+            return
+        names = actors if isinstance(actors, list) else [actors]
+        ours = {a.name for a in self.config.actors}
+        new = [n for n in names if isinstance(n, str) and n not in HUB_PSEUDO_ACTORS
+               and n not in ours and n not in self.actors]
+        if new:
+            asyncio.ensure_future(self._discover(new))
+
+    async def _discover(self, names: list[str]) -> None:
+        async with self._lock:
+            for name in names:
+                if name in self.actors:
+                    continue
+                cfg = ActorConfig(name=name, lives="hub")
+                rt = ActorRuntime(cfg, discovered=True)
+                self.actors[name] = rt
+                assert self.router is not None
+                await self.router.apply(self.router.table.with_route(cfg.route()))
+                await self._start_faces(rt)
+                log.info("discovered actor %s on the hub; serving it on AMQP", name)
+
+    # -- status ------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """What the bridge serves: each actor, its side, connection state, commands, counters."""
+        actors = []
+        for name, rt in sorted(self.actors.items()):
+            target = self.router.target(name) if self.router else None
+            state = getattr(target, "state", None)
+            if state is None:
+                connected = getattr(target, "connected", None)
+                state = None if connected is None else ("connected" if connected else "down")
+            entry: dict[str, Any] = {
+                "name": name, "lives": rt.config.lives,
+                "side": self.router.side(name) if self.router else None,
+                "state": state, "in_flight": getattr(target, "in_flight", 0),
+                "amqp_face": rt.amqp_face is not None,
+                "legacy_port": rt.legacy_face.port if rt.legacy_face else None,
+                "discovered": rt.discovered,
+            }
+            counters: dict[str, int] = {}
+            for face in (rt.amqp_face, rt.legacy_face):
+                if face is not None:
+                    for k, v in face.counters.items():
+                        counters[k] = counters.get(k, 0) + v
+            entry["counters"] = counters
+            if rt.notes:
+                entry["notes"] = list(rt.notes)
+            actors.append(entry)
+        return {
+            "name": self.config.name,
+            "amqp": {"connected": bool(self.connection and self.connection.connected)},
+            "tron": None if self.tron is None else {
+                "host": self.tron.host, "port": self.tron.port, "state": self.tron.state},
+            "hub_port": None if self.hub_server is None else self.hub_server.port,
+            "actors": actors,
+        }
+
+    def status_json(self) -> str:
+        return json.dumps(self.status(), sort_keys=True)
+
+
+def _build_local(cfg: ActorConfig) -> Any:
+    module_name, _, attr = (cfg.spec or "").partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"actors.{cfg.name}.spec: expected 'module:callable', got {cfg.spec!r}")
+    factory = getattr(importlib.import_module(module_name), attr)
+    return factory(name=cfg.name, host=cfg.host, port=cfg.port)
+
+
+async def _drain(in_flight: Any, timeout: float = 30.0) -> None:
+    """Wait until ``in_flight()`` is 0 (or ``timeout`` s) before a part is stopped."""
+    loop = asyncio.get_event_loop()
+    deadline = loop.time() + timeout
+    while in_flight() and loop.time() < deadline:
+        await asyncio.sleep(0.05)

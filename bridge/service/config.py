@@ -1,0 +1,284 @@
+"""The bridge's configuration: a TOML file, validated with errors that name the key.
+
+One ``[actors.<name>]`` entry per actor says where it lives, so moving an actor
+from legacy to AMQP changes one line (``lives``). See ``examples/bridge.toml`` for a
+commented example and the README for the whole model.
+
+Environment variables override the file: ``BRIDGE_AMQP_URL`` (the broker) and
+``BRIDGE_TRON`` (``host:port`` of a Tron hub).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.routing import Route, RoutingTable
+
+LIVES = ("legacy", "hub", "amqp", "local")
+COMMAND_HEADERS = ("commander", "mid", "cid-mid")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``key`` is the dotted path of the offending setting."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    """Where one actor lives and how the bridge serves it."""
+
+    name: str
+    lives: str
+    host: str = "127.0.0.1"
+    port: int | None = None          # legacy: the actor's port; local: the port it listens on
+    mid_first: bool = False
+    command_header: str = "commander"
+    dictionary: Path | None = None
+    amqp: bool = True                # serve a legacy/hub/local actor on AMQP
+    legacy_port: int | None = None   # amqp actors: serve a LegacyActor face on this port
+    register: bool = False           # ask the Tron hub to connect to our face (hub startNubs)
+    prefer_amqp: bool = False
+    spec: str | None = None          # local actors: "module:callable" returning a LegacyActor
+    time_limit: float | None = None
+
+    def route(self) -> Route:
+        """This actor's entry in the routing table."""
+        kind = "legacy" if self.lives == "local" else self.lives
+        host, port = (self.host, self.port) if self.lives in ("legacy", "local") else (None, None)
+        return Route(self.name, kind, host, port, self.mid_first, self.prefer_amqp,
+                     {"command_header": self.command_header,
+                      "dictionary": str(self.dictionary) if self.dictionary else None})
+
+
+@dataclass(frozen=True)
+class HubPortConfig:
+    host: str = "127.0.0.1"
+    port: int = 6093
+    auth_port: int | None = None
+    passwords: Path | None = None
+    programs: Path | None = None
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Everything ``bridge serve`` needs."""
+
+    name: str = "bridge"
+    amqp_url: str | None = None            # None: start a private broker
+    tron_host: str | None = None
+    tron_port: int | None = None
+    discover: bool = False
+    hub: HubPortConfig | None = None
+    actors: tuple[ActorConfig, ...] = ()
+    command_time_limit: float | None = None
+    connect_timeout: float = 10.0
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def tron(self) -> tuple[str, int] | None:
+        if self.tron_host and self.tron_port:
+            return self.tron_host, self.tron_port
+        return None
+
+    def actor(self, name: str) -> ActorConfig | None:
+        return next((a for a in self.actors if a.name == name), None)
+
+    def routing_table(self) -> RoutingTable:
+        return RoutingTable(a.route() for a in self.actors)
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> BridgeConfig:
+    """Read and validate a TOML config file; raise :class:`ConfigError` naming the key."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {str(path)!r} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, env=os.environ if env is None else env, base=path.parent,
+                        source=path)
+
+
+def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = None,
+                 base: Path | None = None, source: Path | None = None) -> BridgeConfig:
+    """Validate a config mapping (as read from TOML)."""
+    env = env or {}
+    base = base or Path.cwd()
+    r = _Reader(data, "")
+    name = r.string("name", "bridge")
+    if not _NAME.match(name):
+        raise ConfigError("name", "must start with a letter and contain only letters, digits, _")
+    amqp = r.table("amqp")
+    url = env.get("BRIDGE_AMQP_URL") or amqp.string("url", None)
+    if url is not None and not url.startswith(("amqp://", "amqps://")):
+        raise ConfigError("amqp.url", f"expected an amqp:// URL, got {url!r}")
+    tron = r.table("tron")
+    tron_host, tron_port = tron.string("host", None), tron.port("port", None)
+    if env.get("BRIDGE_TRON"):
+        tron_host, tron_port = _host_port(env["BRIDGE_TRON"], "BRIDGE_TRON")
+    elif tron_port is not None and tron_host is None:
+        tron_host = "127.0.0.1"
+    hub = None
+    if "hub" in data:
+        h = r.table("hub")
+        hub = HubPortConfig(h.string("host", "127.0.0.1"), h.port("port", 6093),
+                            h.port("auth_port", None), h.path("passwords", None, base),
+                            h.path("programs", None, base))
+        h.done()
+    timeouts = r.table("timeouts")
+    command = timeouts.number("command", 0.0)
+    config = BridgeConfig(
+        name=name, amqp_url=url, tron_host=tron_host, tron_port=tron_port,
+        discover=tron.boolean("discover", False), hub=hub,
+        actors=_actors(r.table("actors"), base),
+        command_time_limit=command or None,
+        connect_timeout=timeouts.number("connect", 10.0), source=source,
+    )
+    for t in (amqp, tron, timeouts):
+        t.done()
+    r.done()
+    _check(config)
+    return config
+
+
+def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
+    actors = []
+    for name in table.keys():
+        a = table.table(name)
+        key = f"actors.{name}"
+        if not _NAME.match(name):
+            raise ConfigError(key, "actor names start with a letter and contain letters, "
+                                   "digits and _ only")
+        lives = a.choice("lives", LIVES, None)
+        if lives is None:
+            raise ConfigError(f"{key}.lives", f"required: one of {', '.join(LIVES)}")
+        actor = ActorConfig(
+            name=name, lives=lives, host=a.string("host", "127.0.0.1"),
+            port=a.port("port", None), mid_first=a.boolean("mid_first", False),
+            command_header=a.choice("command_header", COMMAND_HEADERS, "commander"),
+            dictionary=a.path("dictionary", None, base),
+            amqp=a.boolean("amqp", lives != "amqp"), legacy_port=a.port("legacy_port", None),
+            register=a.boolean("register", False), prefer_amqp=a.boolean("prefer_amqp", False),
+            spec=a.string("spec", None), time_limit=a.number("time_limit", 0.0) or None,
+        )
+        a.done()
+        if lives in ("legacy", "local") and actor.port is None:
+            raise ConfigError(f"{key}.port", f"required for an actor that lives {lives!r}")
+        if lives == "local" and not actor.spec:
+            raise ConfigError(f"{key}.spec", "required for a local actor: 'module:callable'")
+        if lives == "amqp" and actor.port is not None:
+            raise ConfigError(f"{key}.port", "an AMQP actor has no port; use legacy_port for "
+                                             "its legacy face")
+        if actor.prefer_amqp and (lives == "amqp" or actor.amqp):
+            raise ConfigError(f"{key}.prefer_amqp", "needs a legacy/hub actor with amqp = false "
+                              "(a bridge that serves the actor on AMQP holds its AMQP name)")
+        if actor.dictionary is not None and not actor.dictionary.is_file():
+            raise ConfigError(f"{key}.dictionary", f"file {str(actor.dictionary)!r} not found")
+        actors.append(actor)
+    return tuple(actors)
+
+
+def _check(config: BridgeConfig) -> None:
+    for actor in config.actors:
+        key = f"actors.{actor.name}"
+        if actor.lives == "hub" and config.tron is None:
+            raise ConfigError(f"{key}.lives", "'hub' needs a [tron] hub to connect to")
+        if actor.register and config.tron is None:
+            raise ConfigError(f"{key}.register", "needs a [tron] hub to register with")
+        if actor.register and actor.legacy_port is None and actor.lives == "amqp":
+            raise ConfigError(f"{key}.register", "needs legacy_port (the face the hub connects to)")
+    ports: dict[int, str] = {}
+    for actor in config.actors:
+        for port, what in ((actor.legacy_port, "legacy_port"),
+                           (actor.port if actor.lives == "local" else None, "port")):
+            if port is None or port == 0:
+                continue
+            if port in ports:
+                raise ConfigError(f"actors.{actor.name}.{what}",
+                                  f"port {port} is also used by {ports[port]}")
+            ports[port] = f"actors.{actor.name}.{what}"
+
+
+def _host_port(text: str, key: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(key, f"expected host:port, got {text!r}")
+    return host, int(port)
+
+
+class _Reader:
+    """Typed access to one TOML table that remembers which keys were read."""
+
+    def __init__(self, data: Any, prefix: str) -> None:
+        if not isinstance(data, Mapping):
+            raise ConfigError(prefix, "must be a table")
+        self.data, self.prefix, self.read = data, prefix, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def keys(self) -> list[str]:
+        return list(self.data)
+
+    def _get(self, name: str, default: Any) -> Any:
+        self.read.add(name)
+        return self.data.get(name, default)
+
+    def table(self, name: str) -> "_Reader":
+        return _Reader(self._get(name, {}), self.key(name))
+
+    def string(self, name: str, default: Any) -> Any:
+        value = self._get(name, default)
+        if value is not default and not isinstance(value, str):
+            raise ConfigError(self.key(name), f"must be a string, not {value!r}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.key(name), f"must be true or false, not {value!r}")
+        return value
+
+    def number(self, name: str, default: float) -> float:
+        value = self._get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(self.key(name), f"must be a non-negative number, not {value!r}")
+        return float(value)
+
+    def port(self, name: str, default: int | None) -> int | None:
+        value = self._get(name, default)
+        if value is default:
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 65536:
+            raise ConfigError(self.key(name), f"must be a port number (0-65535), not {value!r}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str | None) -> Any:
+        value = self._get(name, default)
+        if value is not default and value not in choices:
+            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}, "
+                                              f"not {value!r}")
+        return value
+
+    def path(self, name: str, default: Any, base: Path) -> Path | None:
+        value = self.string(name, default)
+        if value is default or value is None:
+            return value
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    def done(self) -> None:
+        unknown = [k for k in self.data if k not in self.read]
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "unknown setting")
