@@ -35,7 +35,8 @@ from ..relay.amqp_face import AmqpFace
 from ..relay.amqp_target import AmqpTarget
 from ..relay.hub_target import HubTarget
 from ..relay.legacy_face import LegacyFace
-from .config import ActorConfig, BridgeConfig
+from .config import ActorConfig, BridgeConfig, load_config
+from .control import ControlActor
 from .presence import amqp_actor_present
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Bridge:
         self.router: Router | None = None
         self.hub_server: Any = None
         self.actors: dict[str, ActorRuntime] = {}
+        self.control: ControlActor | None = None
         self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> "Bridge":
@@ -112,6 +114,10 @@ class Bridge:
                               "amqp": lambda route: self.amqp_target},
                              amqp_presence=self._amqp_present)
         await self._apply(cfg, first=True)
+        self.control = ControlActor(self.connection, cfg.name, self.status,
+                                    self.reload_from_file if cfg.source else None)
+        await self.control.start()
+        self.router.add_listener(self._on_route_event)
         if cfg.hub is not None:
             await self._start_hub_port()
         if cfg.discover and self.tron is not None:
@@ -120,6 +126,9 @@ class Bridge:
 
     async def stop(self) -> None:
         """Stop everything; commands still in flight get ``f`` with a clear error."""
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         if self.hub_server is not None:
             await self.hub_server.stop()
             self.hub_server = None
@@ -135,8 +144,23 @@ class Bridge:
             await self.connection.stop()
         log.info("bridge %s stopped", self.config.name)
 
+    async def reload_from_file(self) -> dict[str, list[str]]:
+        """Re-read the configuration file this bridge was started from and apply it."""
+        if self.config.source is None:
+            raise ValueError("this bridge was not started from a configuration file")
+        new = load_config(self.config.source)
+        return await self.reload(new)
+
     async def reload(self, config: BridgeConfig) -> dict[str, list[str]]:
-        """Apply a new configuration without dropping clients or commands in flight."""
+        """Apply a new configuration without dropping clients or commands in flight.
+
+        The bridge's name, broker, hub connection and hub port are fixed at start;
+        a reload that changes them is refused (ValueError) and changes nothing.
+        """
+        fixed = ("name", "tron_host", "tron_port", "hub")
+        changed_fixed = [k for k in fixed if getattr(config, k) != getattr(self.config, k)]
+        if changed_fixed:
+            raise ValueError(f"cannot change {', '.join(changed_fixed)} without a restart")
         async with self._lock:
             diff = await self._apply(config)
             self.config = config
@@ -156,6 +180,8 @@ class Bridge:
         for name in added + changed:
             await self._start_local(name, wanted[name])
         table = RoutingTable(a.route() for a in config.actors)
+        if config.name not in table:  # the bridge's own control actor, for hub-port clients
+            table = table.with_route(Route(config.name, "amqp"))
         for rt in self.actors.values():  # discovered actors keep their routes
             if rt.discovered and rt.config.name not in wanted:
                 table = table.with_route(rt.config.route())
@@ -241,6 +267,10 @@ class Bridge:
         self.hub_server = HubServer(self.router, cache=self.cache, host=hub.host, port=hub.port,
                                     auth=auth)
         await self.hub_server.start()
+
+    def _on_route_event(self, actor: str, description: str, event: str) -> None:
+        if self.control is not None:
+            asyncio.ensure_future(self.control.announce({"routeChange": [actor, description]}))
 
     # -- discovery ---------------------------------------------------------------------
     def _on_hub_keywords(self, actor: str, changed: dict[str, Any]) -> None:

@@ -1,0 +1,109 @@
+"""The bridge as an actor: ``status``, ``reload``, ``ping``, ``version``, ``help`` as keywords.
+
+It is an AMQP actor named after the bridge (``[name]`` in the config), so AMQP clients,
+``bridge status`` and, through the routing table, hub-port clients all reach it.
+
+Keywords: ``bridge=<name>,<version>``, ``amqp=connected|down``,
+``tron=<host>,<port>,<state>``, ``hubPort=<port>``, and one
+``actorStatus=<name>,<lives>,<side>,<state>,<in flight>,<commands>,<replies>`` per
+actor; after a reload ``reloaded=<added>,<changed>,<removed>`` (counts) and
+``routeChange=<actor>,<where>`` broadcasts whenever a route or side changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import __version__
+from ..amqp.connection import AmqpConnection
+from ..amqp.endpoint import ActorEndpoint, IncomingCommand
+
+log = logging.getLogger(__name__)
+
+HELP = {
+    "status": "status: what the bridge serves, one actorStatus keyword per actor",
+    "reload": "reload: re-read the configuration file and apply it",
+    "ping": "ping: answers Pong.",
+    "version": "version: the bridge's version",
+    "help": "help: this list",
+}
+
+
+def status_replies(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bodies of the ``i`` replies describing ``Bridge.status()``."""
+    head: dict[str, Any] = {"bridge": [status["name"], __version__],
+                            "amqp": "connected" if status["amqp"]["connected"] else "down"}
+    if status.get("tron"):
+        t = status["tron"]
+        head["tron"] = [t["host"], t["port"], t["state"]]
+    if status.get("hub_port"):
+        head["hubPort"] = status["hub_port"]
+    bodies = [head]
+    for a in status["actors"]:
+        c = a.get("counters", {})
+        bodies.append({"actorStatus": [a["name"], a["lives"], a["side"] or a["lives"],
+                                       a["state"] or "unknown", a["in_flight"],
+                                       c.get("commands", 0), c.get("replies", 0)]})
+    return bodies
+
+
+class ControlActor:
+    """Answers commands addressed to the bridge itself."""
+
+    def __init__(self, connection: AmqpConnection, name: str,
+                 status: Callable[[], dict[str, Any]],
+                 reload: Callable[[], Awaitable[dict[str, list[str]]]] | None = None) -> None:
+        self.name = name
+        self.status = status
+        self.reload = reload
+        self.endpoint = ActorEndpoint(connection, name, self._on_command)
+
+    async def start(self) -> None:
+        await self.endpoint.start()
+
+    async def stop(self) -> None:
+        await self.endpoint.stop(f"The bridge {self.name} is stopping.")
+
+    async def announce(self, body: dict[str, Any]) -> None:
+        """Broadcast keywords (e.g. a route change) to every client."""
+        try:
+            await self.endpoint.broadcast("i", body)
+        except Exception as exc:
+            log.warning("could not broadcast %s: %r", body, exc)
+
+    async def _on_command(self, command: IncomingCommand) -> None:
+        verb, *args = command.command_string.split()
+        await command.reply(">", {})
+        if verb == "ping":
+            await command.finish({"text": "Pong."})
+        elif verb == "version":
+            await command.finish({"version": __version__})
+        elif verb == "help":
+            for line in HELP.values():
+                await command.reply("i", {"help": line})
+            await command.finish()
+        elif verb == "status":
+            for body in status_replies(self.status()):
+                await command.reply("i", body)
+            await command.finish()
+        elif verb == "reload":
+            if self.reload is None:
+                await command.fail("This bridge was not started from a configuration file.")
+                return
+            try:
+                diff = await self.reload()
+            except Exception as exc:
+                await command.fail(f"Reload failed, configuration unchanged: {exc}")
+                return
+            await command.finish({"reloaded": [len(diff["added"]), len(diff["changed"]),
+                                               len(diff["removed"])],
+                                  "text": _describe(diff)})
+        else:
+            await command.fail(f"Unknown command {verb!r}; try help.")
+
+
+def _describe(diff: dict[str, list[str]]) -> str:
+    parts = [f"{k}: {', '.join(v)}" for k, v in diff.items() if v]
+    return "; ".join(parts) or "no change"
