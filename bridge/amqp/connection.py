@@ -198,7 +198,8 @@ class AmqpConnection:
         self.connect_timeout = connect_timeout
         self.connection_name = connection_name
         self.stopping = False
-        self._link_up = False  # last known state, for firing listeners on transitions only
+        # Up and topology restored; listeners fire on its transitions only.
+        self._link_up = asyncio.Event()
         self._connection: AbstractRobustConnection | None = None
         self._channels: list[AmqpChannel] = []
         self._main: AmqpChannel | None = None
@@ -215,12 +216,12 @@ class AmqpConnection:
 
     @property
     def connected(self) -> bool:
-        """True if the link to the broker is up now (False while reconnecting)."""
+        """True if the link is up and its topology is in place (False while reconnecting)."""
         conn = self._connection
         return (
             conn is not None
             and not self.stopping
-            and not conn.is_closed
+            and self._link_up.is_set()
             and conn.connected.is_set()
         )
 
@@ -232,11 +233,14 @@ class AmqpConnection:
         return self._connection
 
     async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the link is up; raise :class:`AmqpUnavailable` after ``timeout`` s."""
-        conn = self.robust_connection
+        """Wait until :attr:`connected`; raise :class:`AmqpUnavailable` after ``timeout`` s."""
+        self.robust_connection  # raises if not started
         try:
             async with asyncio.timeout(timeout):
-                await conn.connected.wait()
+                while not self.connected:
+                    await self._link_up.wait()
+                    if not self.connected:
+                        await asyncio.sleep(0.05)
         except TimeoutError:
             raise AmqpUnavailable(f"not connected to {self._safe_url()} after {timeout} s") from None
 
@@ -285,7 +289,7 @@ class AmqpConnection:
         except BaseException:
             await self.stop()
             raise
-        self._link_up = True
+        self._link_up.set()
         log.info("connected to %s (exchange %r)", self._safe_url(), self.exchange_name)
         return self
 
@@ -298,6 +302,7 @@ class AmqpConnection:
             await channel.close()
         self._channels.clear()
         self._owned_queues.clear()
+        self._link_up.clear()
         self._main = None
         try:
             await self._connection.close()
@@ -369,9 +374,9 @@ class AmqpConnection:
     def _on_close(self, _sender: Any, exc: BaseException | None = None) -> None:
         # aio-pika also calls this for every failed reconnection attempt: only the
         # transition from "up" counts.
-        if self.stopping or not self._link_up:
+        if self.stopping or not self._link_up.is_set():
             return
-        self._link_up = False
+        self._link_up.clear()
         log.warning("lost the connection to the AMQP broker: %r", exc)
         for listener in list(self._disconnect_listeners):
             _call_listener(listener, exc)
@@ -379,7 +384,7 @@ class AmqpConnection:
     def _on_reconnected(self, _sender: Any) -> None:
         if self.stopping:
             return
-        self._link_up = True
+        self._link_up.set()
         log.info("reconnected to the AMQP broker; exchange, queues and consumers restored")
         for listener in list(self._reconnect_listeners):
             _call_listener(listener)

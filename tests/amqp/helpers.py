@@ -138,6 +138,7 @@ async def simple_handler(cmd: IncomingCommand) -> None:
 
 @asynccontextmanager
 async def amqp_connection(url: str, **kwargs: Any) -> AsyncIterator[AmqpConnection]:
+    kwargs.setdefault("connection_name", "bridge-test")
     conn = AmqpConnection(url, **kwargs)
     await conn.start()
     try:

@@ -120,6 +120,8 @@ async def test_broker_outage_fails_in_flight_commands_then_everything_recovers(
             await asyncio.to_thread(rabbitmq.stop)
             await asyncio.wait_for(lost.wait(), WAIT)
             assert not conn.connected
+            with pytest.raises(AmqpUnavailable, match="not connected"):
+                await conn.wait_connected(0.2)
             # The command in flight cannot finish any more: failed, not left hanging.
             await asyncio.wait_for(held, WAIT)
             assert held.status is CommandStatus.FAILED
@@ -130,6 +132,7 @@ async def test_broker_outage_fails_in_flight_commands_then_everything_recovers(
 
             await asyncio.to_thread(rabbitmq.start)
             await asyncio.wait_for(back.wait(), 60)
+            await conn.wait_connected(1)
             assert conn.connected
             # The endpoint finishes its old command on the new connection (nobody listens).
             release.set()

@@ -219,6 +219,7 @@ class RabbitMQBroker:
         Virtual hosts are created in batches (one ``rabbitmqctl eval`` per batch; each
         ``rabbitmqctl`` call starts an Erlang VM, about half a second).
         """
+        self._background = [p for p in self._background if p.poll() is None]
         if not self._vhost_pool:
             first = self._vhost_counter + 1
             self._vhost_counter += VHOST_BATCH
