@@ -28,7 +28,9 @@ with ``f error="Command timed out after N s."``; commands still running when the
 actor stops fail with ``f error="Actor <name> is stopping."``.
 
 Built-in commands: ``ping``, ``version``, ``help [command]`` and ``status``
-(overridable by defining a command of the same name).
+(overridable by defining a command of the same name). Command *methods* may not be
+named like a method of :class:`LegacyActor` (``start``, ``stop``, ``handle``...):
+write ``@command(name="stop") async def stop_command(self, cmd)`` instead.
 
 Commanding other actors (ask and tell) goes through a *commander* object with
 ``send_command(actor, text, *, commander=None, callback=None, time_limit=None)
@@ -153,6 +155,18 @@ class LegacyActor:
         self.commands: dict[str, CommandSpec] = {}
         self.running: dict[IncomingLegacyCommand, Command] = {}
         self._collect_class_commands()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for attribute_name, attribute in vars(cls).items():
+            if getattr(attribute, _MARK, None) is None:
+                continue
+            inherited = getattr(LegacyActor, attribute_name, None)
+            if inherited is not None and getattr(inherited, _MARK, None) is None:
+                raise TypeError(
+                    f"{cls.__name__}.{attribute_name}: a command method may not replace "
+                    f"LegacyActor.{attribute_name}; give the method another name and use "
+                    f"@command(name={attribute_name!r})")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.host}:{self.port}>"

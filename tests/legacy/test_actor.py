@@ -391,3 +391,19 @@ async def _until(predicate, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+def test_command_method_may_not_replace_actor_methods() -> None:
+    with pytest.raises(TypeError, match=r"may not replace LegacyActor.stop.*name='stop'"):
+
+        class Bad(LegacyActor):
+            @command
+            async def stop(self, cmd: Command) -> None:
+                pass
+
+    class Good(LegacyActor):
+        @command(name="stop")
+        async def stop_motion(self, cmd: Command) -> None:
+            cmd.finish(stopped=True)
+
+    assert "stop" in Good("good").commands
