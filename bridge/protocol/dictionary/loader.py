@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from ..lexical import NAME
-from .errors import DictionaryError
+from .errors import ConversionError, DictionaryError
 from .keys import KeyDef, ValueSpec
-from .types import NUMERIC_KINDS, VALUE_TYPES, ValueType, parse_bit_fields
+from .types import NUMERIC_KINDS, VALUE_TYPES, FloatType, ValueType, parse_bit_fields
 
 _NAME = re.compile(NAME + r"\Z")
 _TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
@@ -188,13 +188,18 @@ class _Checker:
         return {}
 
     def check_format(self, vtype: ValueType, fmt: str, where: str) -> None:
-        sample: Any = 1.5 if vtype.kind in ("float", "double", "pvt") else 1
+        """The format must work on a sample number and give text the type reads back."""
+        floating = vtype.kind in ("float", "double", "pvt")
+        sample: Any = 1234.5 if floating else 1234
         try:
             text = format(sample, fmt)
         except (ValueError, TypeError) as exc:
             raise self.fail(where, f"not a usable format spec: {exc}") from None
-        if not text.strip():
-            raise self.fail(where, "the format spec gives empty text")
+        reader = FloatType() if floating else vtype
+        try:
+            reader.parse(text)
+        except ConversionError:
+            raise self.fail(where, f"gives {text!r} for {sample}, which does not read back") from None
 
     def repeat(self, value: Any, where: str) -> tuple[int, int | None, bool]:
         if value is None:
