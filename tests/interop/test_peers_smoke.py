@@ -176,51 +176,84 @@ def test_clu_shutter_stops_cleanly_and_restarts_on_same_port(clu_shutter: PeerHa
     assert clu_shutter.kill() == -9
 
 
-# -- a mid-first actor (TCC-style reply headers) ---------------------------------------
+# -- tiny raw actors: mid-first headers, slow greeting ---------------------------------
 
 
 @pytest.fixture
-def mid_first_actor() -> Iterator[int]:
-    """A tiny actor writing ``<mid> <cid> <code>`` headers: answers ``: verb=<verb>``."""
-    server = socket.create_server((LOOPBACK, 0))
-    port = server.getsockname()[1]
+def start_raw_actor() -> Iterator[Callable[..., int]]:
+    """``start(mid_first=False, greeting_delay=0.0) -> port`` of a tiny threaded actor.
+
+    It greets each connection (after ``greeting_delay`` s) and answers every command
+    ``<cmdr> <mid> <verb> ...`` with one ``: verb=<verb>`` line, header ``<cid> <mid>``
+    (clu style) or ``<mid> <cid>`` (TCC style); its cid is 9.
+    """
     stopping = threading.Event()
+    servers: list[socket.socket] = []
     connections: list[socket.socket] = []
+    threads: list[threading.Thread] = []
 
-    def serve() -> None:
+    def start(mid_first: bool = False, greeting_delay: float = 0.0) -> int:
+        server = socket.create_server((LOOPBACK, 0))
         server.settimeout(0.2)
-        while not stopping.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            connections.append(conn)
-            with conn, conn.makefile("rwb", buffering=0) as stream:
-                stream.write(b"0 9 i text=hello\n")
-                for raw in stream:
-                    cmdr, mid, verb = raw.decode().split()[:3]
-                    stream.write(f"{mid} 9 : verb={verb}\n".encode())
+        servers.append(server)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield port
+        def header(mid: str) -> str:
+            return f"{mid} 9" if mid_first else f"9 {mid}"
+
+        def serve() -> None:
+            while not stopping.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                connections.append(conn)
+                with conn, conn.makefile("rwb", buffering=0) as stream:
+                    if stopping.wait(greeting_delay):
+                        return
+                    stream.write(f"{header('0')} i text=hello\n".encode())
+                    for raw in stream:
+                        cmdr, mid, verb = raw.decode().split()[:3]
+                        stream.write(f"{header(mid)} : verb={verb}\n".encode())
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        threads.append(thread)
+        return server.getsockname()[1]
+
+    yield start
     stopping.set()
     for conn in connections:
         try:
             conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
-    server.close()
-    thread.join(5)
-    assert not thread.is_alive()
+    for server in servers:
+        server.close()
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
 
 
-def test_mid_first_actor_is_relayed(tron_hub: TronHub, mid_first_actor: int) -> None:
-    tron_hub.add_actor("tcc", LOOPBACK, mid_first_actor, mid_first=True, init_cmds=())
+def test_mid_first_actor_is_relayed(
+    tron_hub: TronHub, start_raw_actor: Callable[..., int]
+) -> None:
+    tron_hub.add_actor("tcc", LOOPBACK, start_raw_actor(mid_first=True), mid_first=True,
+                       init_cmds=())
     tron_hub.start_nubs("tcc")
     lines = tron_hub.call("tcc", "show")
     assert reply_code(lines[-1]) == ":"
     assert lines[-1].endswith("tcc : verb=show")
+
+
+def test_start_nubs_waits_until_the_hub_read_the_greeting(
+    tron_hub: TronHub, start_raw_actor: Callable[..., int]
+) -> None:
+    # Tron relays a command sent before its nub read the actor's first line with cid 0
+    # and then cannot route the replies back; start_nubs must not return before that.
+    tron_hub.add_actor("slowpoke", LOOPBACK, start_raw_actor(greeting_delay=0.5), init_cmds=())
+    tron_hub.start_nubs("slowpoke")
+    lines = tron_hub.call("slowpoke", "status", timeout=5)
+    assert lines[-1].endswith("slowpoke : verb=status")
 
 
 # -- processes -------------------------------------------------------------------------

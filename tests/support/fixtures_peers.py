@@ -140,6 +140,8 @@ def start_clu_shutter(
         )
         peer_processes.append(proc)
         proc.start()
+        if tron_hub is not None and start_nubs:
+            tron_hub.wait_actor_ready(name)  # READY can precede the hub reading the greeting
         return PeerHandle(name=name, process=proc, port=port, tron_port=tron_port)
 
     return start

@@ -169,6 +169,10 @@ class HubCommander(LineClient):
         return self.wait_for(self.send(actor, command), timeout)
 
 
+def _quoted(name: str) -> str:
+    return f'"{name}"'
+
+
 def reply_code(line: str) -> str:
     """The code field of a hub reply line ``<cid> <mid> <actor> <code> ...``."""
     parts = line.split(None, 4)
@@ -264,12 +268,41 @@ class TronHub:
         self._write_config()
 
     def start_nubs(self, *names: str, timeout: float = 15.0) -> list[str]:
-        """Send ``hub startNubs NAMES`` and wait for its ``:``; return the reply lines.
+        """Send ``hub startNubs NAMES``, wait for its ``:`` and for each nub to be usable.
 
-        Raises :class:`HubCommandError` if the hub fails the command or warns that a
-        nub could not be started (e.g. the actor is not listening).
+        Returns the reply lines of ``startNubs``. Raises :class:`HubCommandError` if the
+        hub fails the command or warns that a nub could not be started (e.g. the actor
+        is not listening). See :meth:`wait_actor_ready` for why the extra wait.
         """
-        return self._nub_command("startNubs", names, timeout)
+        lines = self._nub_command("startNubs", names, timeout)
+        for name in names:
+            self.wait_actor_ready(name, timeout)
+        return lines
+
+    def wait_actor_ready(self, name: str, timeout: float = 15.0) -> None:
+        """Wait until the hub's nub for ``name`` has read the actor's greeting.
+
+        Tron finishes ``startNubs`` as soon as the socket is connected; a ``grabCID``
+        nub learns the actor's connection id only from the first line it reads. A
+        command relayed before that is registered under cid 0 and its replies never
+        reach the commander (a real tron race). ``hub actorInfo`` shows the nub's read
+        count, so poll it (no-op for actors registered with ``grab_cid=False``).
+        """
+        entry = self.actors.get(name)
+        if entry is not None and not entry.grab_cid:
+            return
+        deadline = time.monotonic() + timeout
+        with self.commander(cid="tests.ready", timeout=timeout) as cmdr:
+            while True:
+                lines = cmdr.call("hub", f"actorInfo {name}", timeout)
+                reads = [ln for ln in lines if f"ioReads={_quoted(name)}," in ln]
+                if reads and int(reads[0].rsplit("ioReads=", 1)[1].split(",")[1]) > 0:
+                    return
+                if time.monotonic() >= deadline:
+                    raise HubCommandError(
+                        f"hub nub {name} read nothing from its actor within {timeout} s: {lines}"
+                    )
+                time.sleep(0.02)
 
     def stop_nubs(self, *names: str, timeout: float = 15.0) -> list[str]:
         """Send ``hub stopNubs NAMES`` (disconnect those actors) and wait for its ``:``."""
@@ -300,6 +333,9 @@ class TronHub:
             failed = [ln for ln in this_run.splitlines() if "FAILED to start nub" in ln]
             if failed:
                 raise HubCommandError(f"hub started without boot actors: {failed}")
+            for entry in self.actors.values():
+                if entry.boot:
+                    self.wait_actor_ready(entry.name)
         return ready
 
     def stop(self) -> int | None:
