@@ -42,6 +42,15 @@ class Camera(LegacyActor):
         cmd.finish(exptime=exptime, shutter_moves=closed.keywords.get("shutter_moves"))
 
 
+def build_actor(name: str = "camera", host: str = "127.0.0.1", port: int = 0) -> Camera:
+    """The camera as a bridge-hosted actor (``lives = "local"``, ``spec = "legacy_camera.py:build_actor"``).
+
+    Hosted in the bridge, it commands the shutter through the bridge: wherever the
+    routing table says the shutter lives, or over AMQP.
+    """
+    return Camera(name, host=host, port=port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -57,7 +57,11 @@ class AmqpTarget:
     def send_command(self, actor: str, text: str, *, commander: str | None = None,
                      callback: ReplyCallback | None = None,
                      time_limit: float | None = None) -> CommandHandle:
-        """Send ``text`` to AMQP actor ``actor``; the handle is returned at once."""
+        """Send ``text`` to AMQP actor ``actor``; the handle is returned at once.
+
+        ``commander`` is who sends (``APO.john``, ``APO.john.camera``): the AMQP commander
+        id becomes ``<commander>.<actor>`` as clu chains it (default ``<our name>.<actor>``).
+        """
         handle = CommandHandle(actor, text, commander=commander, callback=callback)
         self._handles.add(handle)
         loop = asyncio.get_event_loop()
@@ -79,7 +83,8 @@ class AmqpTarget:
         async def publish() -> None:
             try:
                 sent = await self.commander.send_command(
-                    actor, text, commander_id=commander, command_id=command_id,
+                    actor, text, commander_id=f"{commander}.{actor}" if commander else None,
+                    command_id=command_id,
                     callback=deliver, time_limit=time_limit)
             except Exception as exc:  # bad names, commander stopped...
                 self._ours.discard(command_id)

@@ -25,17 +25,20 @@ log = logging.getLogger(__name__)
 _NOT_ROUTING_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
-def amqp_commander_id(legacy_commander: str | None, user_id: int, actor: str) -> str:
-    """The AMQP commander id for a legacy command: the legacy commander, then the actor.
+def commander_chain(legacy_commander: str | None, user_id: int) -> str:
+    """Who sent a legacy command, as an AMQP commander chain.
 
-    ``APO.john`` -> ``APO.john.camera``; tron's hub-internal ``.hub`` -> ``hub.camera``;
-    a client that sent no commander -> ``legacy.user<N>.camera``.
+    ``APO.john`` stays ``APO.john``; tron's hub-internal ``.hub`` becomes ``hub``; a
+    client that sent no commander becomes ``legacy.user<N>``.
     """
-    base = (legacy_commander or "").strip(".")
-    base = _NOT_ROUTING_SAFE.sub("_", base)
-    if not base:
-        base = f"legacy.user{user_id}"
-    return f"{base}.{actor}"
+    base = _NOT_ROUTING_SAFE.sub("_", (legacy_commander or "").strip("."))
+    return base or f"legacy.user{user_id}"
+
+
+def amqp_commander_id(legacy_commander: str | None, user_id: int, actor: str) -> str:
+    """The AMQP commander id of a legacy command to ``actor``: ``APO.john`` -> ``APO.john.camera``
+    (clu's ``<sender>.<consumer>`` form; the AMQP target appends the actor)."""
+    return f"{commander_chain(legacy_commander, user_id)}.{actor}"
 
 
 class LegacyFace:
@@ -79,7 +82,7 @@ class LegacyFace:
         """Forward one legacy command to the AMQP actor and relay its replies in order."""
         self.counters["commands"] += 1
         replies: asyncio.Queue[Reply] = asyncio.Queue()
-        commander = amqp_commander_id(command.commander, command.user_id, self.name)
+        commander = commander_chain(command.commander, command.user_id)
         self.target.send_command(self.name, command.text, commander=commander,
                                  callback=replies.put_nowait, time_limit=self.time_limit)
         while True:

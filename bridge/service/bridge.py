@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..amqp.commander import AmqpCommander
@@ -196,7 +198,10 @@ class Bridge:
         rt = ActorRuntime(cfg, load_dictionary(cfg.dictionary))
         self.actors[name] = rt
         if cfg.lives == "local":
-            rt.local = _build_local(cfg)
+            rt.local = _build_local(cfg, self.config.source.parent if self.config.source else None)
+            if getattr(rt.local, "commander", False) is None and self.router is not None \
+                    and self.amqp_target is not None:
+                rt.local.commander = BridgeCommander(self.router, self.amqp_target)
             await rt.local.start()
 
     async def _start_faces(self, rt: ActorRuntime) -> None:
@@ -337,11 +342,40 @@ class Bridge:
         return json.dumps(self.status(), sort_keys=True)
 
 
-def _build_local(cfg: ActorConfig) -> Any:
-    module_name, _, attr = (cfg.spec or "").partition(":")
-    if not module_name or not attr:
+class BridgeCommander:
+    """How actors hosted in the bridge command others: by route, else over AMQP.
+
+    Actors in the routing table are reached wherever they live; any other name is
+    taken to be an AMQP actor (which fails at once if there is none).
+    """
+
+    def __init__(self, router: Router, amqp: AmqpTarget) -> None:
+        self.router = router
+        self.amqp = amqp
+
+    def send_command(self, actor: str, text: str, **kwargs: Any) -> Any:
+        if actor in self.router.table:
+            return self.router.send_command(actor, text, **kwargs)
+        return self.amqp.send_command(actor, text, **kwargs)
+
+
+def _build_local(cfg: ActorConfig, base: Path | None) -> Any:
+    """Build a local actor from ``module:callable`` or ``path/to/file.py:callable``."""
+    where, _, attr = (cfg.spec or "").rpartition(":")
+    if not where or not attr:
         raise ValueError(f"actors.{cfg.name}.spec: expected 'module:callable', got {cfg.spec!r}")
-    factory = getattr(importlib.import_module(module_name), attr)
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        spec = importlib.util.spec_from_file_location(f"bridge_local_{cfg.name}", path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"actors.{cfg.name}.spec: cannot load {str(path)!r}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    factory = getattr(module, attr)
     return factory(name=cfg.name, host=cfg.host, port=cfg.port)
 
 

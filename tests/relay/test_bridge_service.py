@@ -82,3 +82,31 @@ async def test_one_bridge_serves_both_directions_and_two_bridges_coexist(
             legacy.close()
         assert a.status()["actors"][0]["counters"]["commands"] == 2
         assert b.status()["actors"][0]["counters"].get("commands", 0) == 0
+
+
+@aio_test
+async def test_mirror_scenario_legacy_camera_drives_amqp_shutter(amqp_url, tmp_path):
+    """A legacy actor written with this package, hosted in the bridge, commands a clu AMQP
+    actor; legacy clients and AMQP clients both drive it."""
+    port = free_port()
+    config = parse_config({"name": "bridgeM", "actors": {
+        "camera": {"lives": "local", "port": port,
+                   "spec": str(EXAMPLES / "legacy_camera.py") + ":build_actor"}}})
+    shutter = start_example("shutter_amqp.py", amqp_url, tmp_path)
+    try:
+        async with Bridge(config, amqp_url) as bridge, \
+                clu_client(amqp_url, "observer") as client, \
+                wire_spy(amqp_url, binding="command.#") as spy:
+            legacy = await LegacyClient.connect(port)
+            try:
+                replies = await legacy.command("APO.john 3 expose 0.1", 3)
+                assert replies[-1].code == ":", legacy.lines
+            finally:
+                legacy.close()
+            opened = await spy.wait_for(lambda m: m.routing_key == "command.shutter", count=2)
+            assert opened[0].headers["commander_id"].endswith(".shutter")
+            via_amqp = await clu_send(client, "camera", "expose 0.1")
+            assert via_amqp.status.did_succeed, [r.message for r in via_amqp.replies]
+            assert via_amqp.replies[-1].message["shutter_moves"] == 4
+    finally:
+        shutter.stop()
