@@ -9,7 +9,7 @@ used for TCP only; whatever Twisted hands back as a Deferred is awaited through
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred
@@ -44,3 +44,33 @@ def as_future(d: Deferred[T]) -> asyncio.Future[T]:
 def as_deferred(coro: Coroutine[Any, Any, T]) -> Deferred[T]:
     """Run a coroutine as an asyncio task and return a Deferred for its result."""
     return Deferred.fromFuture(asyncio.ensure_future(coro))
+
+
+def run_sync(main: Callable[[], Coroutine[Any, Any, T]]) -> T | None:
+    """Run ``main()`` on Twisted's asyncio reactor (installed here) and return its result.
+
+    For programs: ``run_sync(lambda: run(actor))``. Twisted's own signal handlers are
+    not installed; the program handles SIGINT/SIGTERM itself (as
+    :func:`bridge.legacy.actor.run` and ``bridge serve`` do). An exception raised by
+    ``main()`` is raised again here.
+    """
+    install_asyncio_reactor()
+    from twisted.internet import reactor
+    from twisted.python.failure import Failure
+
+    outcome: list[Any] = []
+
+    def go() -> None:
+        deferred = as_deferred(main())
+
+        def finished(result: Any) -> None:
+            outcome.append(result)
+            reactor.stop()  # type: ignore[attr-defined]
+
+        deferred.addBoth(finished)
+
+    reactor.callWhenRunning(go)  # type: ignore[attr-defined]
+    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
+    if outcome and isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    return outcome[0] if outcome else None

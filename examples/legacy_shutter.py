@@ -85,6 +85,12 @@ class Shutter(LegacyActor):
         cmd.finish(slept=seconds)
 
 
+def build_actor(name: str = "shutter", host: str = "127.0.0.1", port: int = 0) -> Shutter:
+    """The shutter as a bridge-hosted actor (``lives = "local"``,
+    ``spec = "legacy_shutter.py:build_actor"`` in the bridge config)."""
+    return Shutter(name, host=host, port=port)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

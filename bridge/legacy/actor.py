@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from ..core import CommandHandle, ReplyCallback
+from ..runtime import run_sync  # noqa: F401  (re-exported: actor programs use it)
 from .arguments import ArgumentError, Signature, split_words
 from .command import Command, Commander, iter_help_lines, reply_keywords, message_body
 from .framing import DEFAULT_MAX_LINE_LENGTH
@@ -462,32 +463,3 @@ async def run(*actors: LegacyActor, stop_event: asyncio.Event | None = None,
             await actor.stop()
 
 
-def run_sync(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run ``main()`` on Twisted's asyncio reactor (installed here) and return its result.
-
-    For programs: ``run_sync(lambda: run(actor))``. Twisted's own signal handlers are
-    not installed; :func:`run` handles SIGINT/SIGTERM.
-    """
-    from ..runtime import as_deferred, install_asyncio_reactor
-
-    install_asyncio_reactor()
-    from twisted.internet import reactor
-
-    outcome: list[Any] = []
-
-    def go() -> None:
-        deferred = as_deferred(main())
-
-        def finished(result: Any) -> None:
-            outcome.append(result)
-            reactor.stop()  # type: ignore[attr-defined]
-
-        deferred.addBoth(finished)
-
-    reactor.callWhenRunning(go)  # type: ignore[attr-defined]
-    reactor.run(installSignalHandlers=False)  # type: ignore[attr-defined]
-    from twisted.python.failure import Failure
-
-    if outcome and isinstance(outcome[0], Failure):
-        outcome[0].raiseException()
-    return outcome[0] if outcome else None

@@ -70,6 +70,15 @@ class HubPortConfig:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """A helper program ``bridge serve`` starts once the broker is up (see processes.py)."""
+
+    name: str
+    command: tuple[str, ...]
+    wait_ready: bool = True
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     """Everything ``bridge serve`` needs."""
 
@@ -80,6 +89,7 @@ class BridgeConfig:
     discover: bool = False
     hub: HubPortConfig | None = None
     actors: tuple[ActorConfig, ...] = ()
+    processes: tuple[ProcessConfig, ...] = ()
     command_time_limit: float | None = None
     connect_timeout: float = 10.0
     source: Path | None = field(default=None, compare=False)
@@ -142,6 +152,7 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         name=name, amqp_url=url, tron_host=tron_host, tron_port=tron_port,
         discover=tron.boolean("discover", False), hub=hub,
         actors=_actors(r.table("actors"), base),
+        processes=_processes(r.table("processes")),
         command_time_limit=command or None,
         connect_timeout=timeouts.number("connect", 10.0), source=source,
     )
@@ -187,6 +198,19 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
             raise ConfigError(f"{key}.dictionary", f"file {str(actor.dictionary)!r} not found")
         actors.append(actor)
     return tuple(actors)
+
+
+def _processes(table: "_Reader") -> tuple[ProcessConfig, ...]:
+    out = []
+    for name in table.keys():
+        t = table.table(name)
+        command = t._get("command", None)
+        if (not isinstance(command, list) or not command
+                or not all(isinstance(c, str) for c in command)):
+            raise ConfigError(f"processes.{name}.command", "must be a non-empty list of strings")
+        out.append(ProcessConfig(name, tuple(command), t.boolean("wait_ready", True)))
+        t.done()
+    return tuple(out)
 
 
 def _check(config: BridgeConfig) -> None:
