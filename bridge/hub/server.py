@@ -1,0 +1,630 @@
+"""The built-in Tron-compatible hub: commanders connect here and command every routed actor.
+
+:class:`HubServer` listens on a commander port that speaks tron's 6093 protocol
+(``cmdr mid actor text`` in, ``cmdr mid actor code keywords`` out) and, with an
+:class:`~bridge.hub.auth.AuthConfig`, on an authenticated port that speaks tron's 9877
+protocol (``mid actor text`` after the ``knockKnock``/``login`` handshake). Every command
+goes through the :class:`~bridge.core.Router`; ``hub``, ``keys`` and ``msg`` are answered
+by the hub itself. Every reply goes to every commander, as tron does. What is emulated
+and what deliberately is not: ``protocol_specs/hub.md``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet.protocol import ServerFactory
+from twisted.python.failure import Failure
+
+from .. import __version__
+from ..core import CommandHandle, KeywordCache, Reply, Router, no_target
+from ..legacy.framing import DEFAULT_MAX_LINE_LENGTH, LineProtocol
+from ..protocol import TERMINAL_CODES, Keyword, ProtocolError, parse_hub_command
+from ..runtime import as_future
+from .auth import AuthConfig, ClientInfo, Login, commander_name
+from .lines import (
+    HUB_COMMANDER, cmd_done, cmd_in, cmd_queued, hub_line, keywords_text, strings, text,
+)
+from .mirror import TargetMirror, is_connected
+from .verbs import HubVerbs
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+#: Commands every legacy actor gets when its link connects (tron's SDSS nubs' initCmds).
+DEFAULT_INIT_COMMANDS = ("ping", "status", "version")
+#: The hub's own actors, listed first in ``Actors`` (tron also lists ``perms``).
+OWN_ACTORS = ("hub", "keys", "msg")
+
+_HEADER = re.compile(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]+(\d+)(?:[ \t]|\Z)")
+_TUI_HEADER = re.compile(r"[ \t]*(\d+)(?:[ \t]|\Z)")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_ECHO_LIMIT = 200
+
+
+class HubCommand:
+    """One command in the hub, from a commander (or from the hub itself: init commands).
+
+    ``commander``/``mid`` are echoed in every reply; ``xid`` is the hub-wide serial
+    number of the diagnostics. The reply methods write to every commander (``private``:
+    only to the issuing connection, the others see just a terminal line without keywords).
+    """
+
+    __slots__ = ("server", "connection", "commander", "mid", "actor", "text", "xid", "started",
+                 "done", "diagnostics", "cid", "is_queued")
+
+    def __init__(self, server: HubServer, connection: HubConnection | None, commander: str,
+                 mid: int, actor: str, text: str, *, cid: str | None = None,
+                 diagnostics: bool = True) -> None:
+        self.server = server
+        self.connection = connection
+        self.commander = commander
+        self.mid = mid
+        self.actor = actor
+        self.text = text
+        self.xid = next(server._xids)
+        self.started = time.time()
+        self.done = False
+        self.diagnostics = diagnostics and server.diagnostics
+        self.cid = commander if cid is None else cid  # as CmdIn/CmdQueued show it
+        self.is_queued = False
+
+    def __repr__(self) -> str:
+        return f"<HubCommand {self.commander} {self.mid} {self.actor} {self.text!r}>"
+
+    def queued(self, actor_mid: int = 0) -> None:
+        """Announce ``CmdQueued`` (once)."""
+        if self.is_queued:
+            return
+        self.is_queued = True
+        if self.diagnostics:
+            self.server._emit(cmd_queued(self.xid, self.started, self.cid, self.mid, self.actor,
+                                         actor_mid, self.text))
+
+    def reply(self, code: str, keywords: Iterable[Keyword] = (), *, source: str | None = None,
+              private: bool = False, cache: bool = True) -> None:
+        """Write one reply; a terminal code ends the command (later replies are dropped)."""
+        self.server._command_reply(self, code, tuple(keywords), source or self.actor, private,
+                                   None if cache else False)
+
+    def inform(self, *keywords: Keyword, private: bool = False) -> None:
+        self.reply("i", keywords, private=private)
+
+    def warn(self, *keywords: Keyword, private: bool = False) -> None:
+        self.reply("w", keywords, private=private)
+
+    def finish(self, *keywords: Keyword) -> None:
+        self.reply(":", keywords)
+
+    def fail(self, *keywords: Keyword, source: str | None = None) -> None:
+        self.reply("f", keywords, source=source)
+
+
+class _Relay:
+    """The reply callback of a routed command: holds replies until ``CmdQueued`` is out."""
+
+    __slots__ = ("server", "command", "held")
+
+    def __init__(self, server: HubServer, command: HubCommand) -> None:
+        self.server = server
+        self.command = command
+        self.held: list[Reply] | None = []
+
+    def __call__(self, reply: Reply) -> None:
+        if self.held is not None:
+            self.held.append(reply)
+        else:
+            self.server._relayed(self.command, reply)
+
+    def release(self) -> None:
+        held, self.held = self.held, None
+        for reply in held or ():
+            self.server._relayed(self.command, reply)
+
+
+class HubConnection(LineProtocol):
+    """One commander connection (commander port, or authenticated port when ``login``)."""
+
+    def __init__(self, server: HubServer, login: Login | None = None) -> None:
+        super().__init__()
+        self.server = server
+        self.login = login
+        self.max_line_length = server.max_line_length
+        self.eol = (login.config.reply_eol if login else "\n").encode()
+        self.name = ""  # the nub name tron would give it: client.vN / TUI_N / PROGRAM.user
+        self.commander = ".unnamed" if login else ""  # authenticated port: echoed commander
+        self.client: ClientInfo | None = None
+        self.peer_host = ""
+        self.connected = False
+        self.closed: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+        self._bad_encoding = False
+        self._out: list[bytes] = []
+
+    def __repr__(self) -> str:
+        return f"<HubConnection {self.name} {self.peer_host}>"
+
+    @property
+    def authenticated_port(self) -> bool:
+        return self.login is not None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.login is not None and self.login.logged_in
+
+    @property
+    def hears_all(self) -> bool:
+        """False on the authenticated port until login: then only its own replies."""
+        return self.login is None or self.login.logged_in
+
+    def connection_made(self) -> None:
+        self.connected = True
+        self.peer_host = str(getattr(self.transport.getPeer(), "host", ""))  # type: ignore[union-attr]
+        self.server._connected(self)
+
+    def connection_lost(self, reason: Failure) -> None:
+        self.connected = False
+        self._out = []
+        self.server._disconnected(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def bad_encoding(self, line: str) -> None:
+        self._bad_encoding = True
+
+    def line_received(self, line: str) -> None:
+        bad, self._bad_encoding = self._bad_encoding, False
+        self.server._line(self, line, bad)
+
+    def line_too_long(self, size: int) -> None:
+        log.warning("%r: discarded a line of %d bytes", self, size)
+        self.server._parse_error(self, None, f"line too long ({size} bytes or more; the limit "
+                                             f"is {self.max_line_length}); it was discarded")
+
+    def write_data(self, data: bytes) -> None:
+        """Queue one encoded line (without its end); queued lines go out in one write as soon
+        as the event loop is free (many lines per system call under load)."""
+        if not self.connected:
+            return
+        out = self._out
+        if not out:
+            asyncio.get_event_loop().call_soon(self.flush)
+        out.append(data)
+
+    def flush(self) -> None:
+        """Write the queued lines now."""
+        out, self._out = self._out, []
+        if out and self.connected and self.transport is not None:
+            eol = self.eol
+            self.transport.write(eol.join(out) + eol)
+
+
+class _Factory(ServerFactory):
+    def __init__(self, server: HubServer, auth: AuthConfig | None) -> None:
+        self.server = server
+        self.auth = auth
+
+    def buildProtocol(self, addr: Any) -> HubConnection:
+        login = Login(self.auth, self.server._nonces) if self.auth is not None else None
+        return HubConnection(self.server, login)
+
+
+class HubServer:
+    """A Tron-compatible hub in front of a :class:`~bridge.core.Router`.
+
+    ``cache`` receives every keyword any actor or the hub reports (a new cache if None)
+    and answers ``keys getFor``. ``port``: the commander port (0: any free port, None:
+    none). ``auth``: also listen on an authenticated port (``auth.port``). Each legacy
+    actor link gets ``init_commands`` when it connects (a route's
+    ``options["init_cmds"]`` overrides). ``nub_timeout``: how long ``hub startNubs``
+    waits for a link. ``time_limit``: fail routed commands after that many seconds
+    (tron has none). ``diagnostics``: write tron's ``CmdIn``/``CmdQueued``/``CmdDone``.
+    """
+
+    def __init__(self, router: Router, *, cache: KeywordCache | None = None,
+                 host: str = LOOPBACK, port: int | None = 0, name: str = "hub",
+                 version: str = __version__, auth: AuthConfig | None = None,
+                 init_commands: Iterable[str] = DEFAULT_INIT_COMMANDS,
+                 nub_timeout: float = 3.0, time_limit: float | None = None,
+                 diagnostics: bool = True,
+                 max_line_length: int = DEFAULT_MAX_LINE_LENGTH) -> None:
+        self.router = router
+        self.cache = cache if cache is not None else KeywordCache()
+        self.host = host
+        self.port = port
+        self.name = name
+        self.version = version
+        self.auth = auth
+        self.auth_port: int | None = auth.port if auth is not None else None
+        self.init_commands = tuple(init_commands)
+        self.nub_timeout = nub_timeout
+        self.time_limit = time_limit
+        self.diagnostics = diagnostics
+        self.max_line_length = max_line_length
+        self.stop_reason = f"{name} is stopping."
+        self.verbs = HubVerbs(self)
+        self.mirror = TargetMirror(router, self._unsolicited, self._target_state)
+        self._connections: dict[HubConnection, None] = {}
+        self._listeners: list[Any] = []
+        self._nub_ids = itertools.count(1)
+        self._xids = itertools.count(1)
+        self._hub_mids = itertools.count(1)
+        self._nonces: set[str] = set()
+        self._in_flight: dict[HubCommand, CommandHandle | asyncio.Task[None] | None] = {}
+        self._actors: list[str] | None = None
+        self._running = False
+        self._router_listening = False
+
+    def __repr__(self) -> str:
+        return f"<HubServer {self.name} {self.host}:{self.port}>"
+
+    # -- life cycle ------------------------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        return self._running
+
+    async def start(self) -> HubServer:
+        """Listen; afterwards :attr:`port` (and :attr:`auth_port`) are the actual ports."""
+        if self._running:
+            return self
+        from twisted.internet import reactor
+        from twisted.internet.endpoints import TCP4ServerEndpoint
+
+        self._running = True
+        self.mirror.active = True
+        if self.port is not None:
+            endpoint = TCP4ServerEndpoint(reactor, self.port, interface=self.host)
+            listening = await as_future(endpoint.listen(_Factory(self, None)))
+            self._listeners.append(listening)
+            self.port = listening.getHost().port
+        if self.auth is not None:
+            endpoint = TCP4ServerEndpoint(reactor, self.auth.port,
+                                          interface=self.auth.host or self.host)
+            listening = await as_future(endpoint.listen(_Factory(self, self.auth)))
+            self._listeners.append(listening)
+            self.auth_port = listening.getHost().port
+        if not self._router_listening:
+            self._router_listening = True
+            self.router.add_listener(self._route_changed)
+        self._watch_targets()
+        self._actors = self.actor_names()
+        log.info("%s: listening on %s:%s%s", self.name, self.host, self.port,
+                 f" (authenticated port {self.auth_port})" if self.auth is not None else "")
+        return self
+
+    async def stop(self, reason: str | None = None, timeout: float = 5.0) -> None:
+        """Stop listening, end every command still running with ``f``, close all connections."""
+        if not self._running:
+            return
+        self._running = False
+        reason = reason or self.stop_reason
+        for listening in self._listeners:
+            await as_future(listening.stopListening())
+        self._listeners.clear()
+        for cmd, pending in list(self._in_flight.items()):
+            if isinstance(pending, CommandHandle):
+                pending.fail(reason)
+            elif isinstance(pending, asyncio.Task):
+                pending.cancel()
+        tasks = [p for p in self._in_flight.values() if isinstance(p, asyncio.Task)]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        for cmd in list(self._in_flight):
+            if not cmd.done:
+                cmd.fail(text("error", reason), source="hub")
+        self._in_flight.clear()
+        self.mirror.active = False
+        connections = list(self._connections)
+        for conn in connections:
+            conn.flush()
+            if conn.transport is not None:
+                conn.transport.loseConnection()
+        if connections:
+            _done, pending = await asyncio.wait([c.closed for c in connections], timeout=timeout)
+            for conn in connections:
+                if not conn.closed.done() and conn.transport is not None:
+                    conn.transport.abortConnection()  # type: ignore[attr-defined]
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        log.info("%s: stopped", self.name)
+
+    # -- what the hub knows ----------------------------------------------------------------
+    @property
+    def commands_in_flight(self) -> list[HubCommand]:
+        """Commands that have not had their terminal reply yet."""
+        return list(self._in_flight)
+
+    @property
+    def connections(self) -> list[HubConnection]:
+        return list(self._connections)
+
+    def actor_names(self) -> list[str]:
+        """``Actors``: the hub's own actors, then every routed actor whose target is connected."""
+        names = list(OWN_ACTORS)
+        targets = self.router.targets()
+        for actor in self.router.table.actors():
+            target = targets.get(actor)
+            if target is not None and actor not in names and is_connected(target):
+                names.append(actor)
+        return names
+
+    def commander_names(self) -> list[str]:
+        """``Commanders``: the name of every connection, in connection order."""
+        return [conn.name for conn in self._connections]
+
+    def commander_keywords(self) -> list[tuple[Keyword, ...]]:
+        """tron's commander report: one ``user=`` per logged-in user, ``Commanders``, ``users``."""
+        lines: list[tuple[Keyword, ...]] = []
+        for conn in self._connections:
+            if conn.logged_in and conn.client is not None:
+                c = conn.client
+                lines.append((strings("user", (conn.name, c.type, c.version, c.platform,
+                                               conn.peer_host, conn.peer_host)),))
+        lines.append((strings("Commanders", self.commander_names()),))
+        lines.append((strings("users", [c.name for c in self._connections if c.logged_in]),))
+        return lines
+
+    def check_actors(self) -> None:
+        """Broadcast ``Actors`` if the list changed since the last time."""
+        names = self.actor_names()
+        if names != self._actors:
+            self._actors = names
+            if self._running:
+                self.inform(strings("Actors", names))
+
+    def inform(self, *keywords: Keyword, code: str = "i") -> None:
+        """Broadcast ``.hub 0 hub <code> keywords`` (and cache them under ``hub``)."""
+        self._emit(hub_line(HUB_COMMANDER, 0, "hub", code, keywords_text(keywords)))
+        self.cache.update("hub", keywords)
+
+    # -- output ----------------------------------------------------------------------------
+    def _emit(self, line: str, origin: HubConnection | None = None) -> None:
+        data = line.encode("utf-8", "replace")
+        for conn in self._connections:
+            if conn.hears_all or conn is origin:
+                conn.write_data(data)
+
+    def _command_reply(self, cmd: HubCommand, code: str, keywords: tuple[Keyword, ...],
+                       source: str, private: bool, values: Any = None) -> None:
+        if cmd.done:
+            log.debug("%r: reply %s after its end dropped", cmd, code)
+            return
+        line = hub_line(cmd.commander, cmd.mid, source, code, keywords_text(keywords))
+        terminal = code in TERMINAL_CODES
+        if private:
+            if cmd.connection is not None:
+                cmd.connection.write_data(line.encode("utf-8", "replace"))
+            if terminal:
+                bare = hub_line(cmd.commander, cmd.mid, source, code, "").encode()
+                for conn in self._connections:
+                    if conn.hears_all and conn is not cmd.connection:
+                        conn.write_data(bare)
+        else:
+            self._emit(line, cmd.connection)
+            if keywords and values is not False:
+                self.cache.update(source, values if values is not None else keywords)
+        if terminal:
+            cmd.done = True
+            self._in_flight.pop(cmd, None)
+            if cmd.diagnostics:
+                self._emit(cmd_done(cmd.xid, code))
+
+    def _relayed(self, cmd: HubCommand, reply: Reply) -> None:
+        keywords = reply.keywords
+        self._command_reply(cmd, reply.code, keywords, cmd.actor, False,
+                            reply.json if keywords else None)
+
+    def _unsolicited(self, actor: str, reply: Reply) -> None:
+        keywords = reply.keywords
+        self._emit(hub_line("." + actor, 0, actor, reply.code, keywords_text(keywords)))
+        if keywords:
+            self.cache.update(actor, reply.json)
+
+    # -- connections -----------------------------------------------------------------------
+    def _connected(self, conn: HubConnection) -> None:
+        if not self._running:
+            conn.transport.loseConnection()  # type: ignore[union-attr]
+            return
+        number = next(self._nub_ids)
+        conn.name = f"TUI_{number}" if conn.authenticated_port else f"client.v{number}"
+        self._connections[conn] = None
+        log.debug("%s: commander %s connected from %s", self.name, conn.name, conn.peer_host)
+        self._announce_commanders()
+
+    def _disconnected(self, conn: HubConnection) -> None:
+        if self._connections.pop(conn, False) is None:
+            log.debug("%s: commander %s disconnected", self.name, conn.name)
+            if self._running:
+                self._announce_commanders()
+
+    def _announce_commanders(self) -> None:
+        for keywords in self.commander_keywords():
+            self.inform(*keywords)
+
+    # -- input -----------------------------------------------------------------------------
+    def _line(self, conn: HubConnection, line: str, bad_encoding: bool) -> None:
+        if not line.strip():
+            return
+        try:
+            parsed = parse_hub_command(line, with_commander=not conn.authenticated_port)
+        except ProtocolError:
+            self._parse_error(conn, line, f"Command from {conn.name} could not be parsed: "
+                                          f"{_echo(line)}")
+            return
+        commander = conn.commander if conn.authenticated_port else parsed.commander
+        if bad_encoding or _CONTROL.search(parsed.text):
+            problem = ("is not valid UTF-8" if bad_encoding
+                       else "contains control characters")
+            self._refuse(conn, commander, parsed.mid, f"Command {_echo(parsed.text)} "
+                                                      f"{problem}; it was not run")
+            return
+        if conn.authenticated_port and (parsed.actor == "auth" or not conn.logged_in):
+            self._auth(conn, commander, parsed.mid, parsed.actor, parsed.text)
+            return
+        cmd = HubCommand(self, conn, commander, parsed.mid, parsed.actor, parsed.text)
+        if not self._running:
+            cmd.fail(text("error", self.stop_reason), source="hub")
+            return
+        self.dispatch(cmd)
+
+    def dispatch(self, cmd: HubCommand) -> None:
+        """Run one command: announce it, then the hub's own actors or the router."""
+        if cmd.diagnostics:
+            self._emit(cmd_in(cmd.cid, cmd.actor, cmd.text))
+        conn = cmd.connection
+        if conn is not None and conn.logged_in and not self._permitted(conn, cmd):
+            return
+        actor = cmd.actor
+        try:
+            if actor == "hub":
+                result = self.verbs.hub(cmd)
+            elif actor == "keys":
+                result = self.verbs.keys(cmd)
+            elif actor == "msg":
+                result = self.verbs.msg(cmd)
+            else:
+                self._route(cmd)
+                return
+        except Exception as exc:  # a verb must never leave its command without an end
+            log.exception("%s: %r failed", self.name, cmd)
+            cmd.fail(text(f"{actor}Txt", f"{type(exc).__name__}: {exc}"))
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._follow(cmd, result))
+            if not cmd.done:
+                self._in_flight[cmd] = task
+
+    async def _follow(self, cmd: HubCommand, awaitable: Any) -> None:
+        try:
+            await awaitable
+        except asyncio.CancelledError:
+            if not cmd.done:
+                cmd.fail(text("error", self.stop_reason), source="hub")
+        except Exception as exc:
+            log.exception("%s: %r failed", self.name, cmd)
+            if not cmd.done:
+                cmd.fail(text(f"{cmd.actor}Txt", f"{type(exc).__name__}: {exc}"))
+        finally:
+            if not cmd.done:
+                log.error("%s: %r ended without a terminal reply", self.name, cmd)
+                cmd.fail(text("error", "Command ended without a final reply (internal error)."),
+                         source="hub")
+
+    def _route(self, cmd: HubCommand) -> None:
+        target = self.router.target(cmd.actor)
+        if target is None or not is_connected(target):
+            cmd.fail(text("NoTarget", no_target(cmd.actor)), source="hub")
+            return
+        relay = _Relay(self, cmd)
+        handle = self.router.send_command(cmd.actor, cmd.text, commander=cmd.commander,
+                                          callback=relay, time_limit=self.time_limit)
+        actor_mid = handle.command_id
+        cmd.queued(actor_mid if isinstance(actor_mid, int) else 0)
+        relay.release()
+        if not cmd.done:
+            self._in_flight[cmd] = handle
+
+    def _permitted(self, conn: HubConnection, cmd: HubCommand) -> bool:
+        if self.auth is None or conn.client is None:
+            return True
+        if cmd.actor not in OWN_ACTORS and self.router.target(cmd.actor) is None:
+            return True  # NoTarget comes first, as in tron
+        if self.auth.may_command(conn.client.program, cmd.actor, cmd.text):
+            return True
+        cmd.fail(text("NoPermission", f"you do not have permission to command {cmd.actor} "
+                                      f"{cmd.text}"), source="hub")
+        return False
+
+    def _refuse(self, conn: HubConnection, commander: str, mid: int, message: str) -> None:
+        line = hub_line(commander, mid, "hub", "f", keywords_text([text("ParseError", message)]))
+        self._emit(line, conn)
+
+    def _parse_error(self, conn: HubConnection, line: str | None, message: str) -> None:
+        """A line that is no command: ``f`` to its commander and mid if they can be read,
+        else ``.hub 0 hub w ParseError=...`` to the sender only."""
+        if line is not None:
+            if conn.authenticated_port:
+                m = _TUI_HEADER.match(line)
+                header = (conn.commander, m.group(1)) if m else None
+            else:
+                m = _HEADER.match(line)
+                header = (m.group(1), m.group(2)) if m else None
+            if header is not None:
+                self._refuse(conn, header[0], int(header[1]), message)
+                return
+        conn.write_data(hub_line(HUB_COMMANDER, 0, "hub", "w", keywords_text(
+            [text("ParseError", message)])).encode("utf-8", "replace"))
+
+    # -- authenticated port ----------------------------------------------------------------
+    def _auth(self, conn: HubConnection, commander: str, mid: int, actor: str,
+              command: str) -> None:
+        assert conn.login is not None
+        if actor != "auth":
+            line = hub_line(commander, mid, "auth", "f",
+                            keywords_text([text("why", "please log in.")]))
+            self._emit(line, conn)
+            return
+        result = conn.login.handle(command)
+        keywords = result.keywords
+        if result.logged_in and conn.login.client is not None:
+            client = conn.login.client
+            conn.client = client
+            taken = [c.name for c in self._connections if c is not conn]
+            conn.name = conn.commander = commander_name(client.program, client.username, taken)
+            keywords = (Keyword("loggedIn"), text("cmdrID", conn.name))
+        elif not conn.logged_in and conn.client is not None:  # logged out
+            conn.client = None
+        self._emit(hub_line(commander, mid, "auth", result.code, keywords_text(keywords)), conn)
+        if result.logged_in:
+            log.info("%s: %s logged in from %s", self.name, conn.name, conn.peer_host)
+            self._announce_commanders()
+        elif command.split()[:1] == ["logout"] and result.code == ":":
+            conn.commander = ".unnamed"
+            self._announce_commanders()
+
+    # -- targets ---------------------------------------------------------------------------
+    def _route_changed(self, actor: str, description: str, event: str) -> None:
+        if not self._running:
+            return
+        self._watch_targets()
+        self.check_actors()
+
+    def _watch_targets(self) -> None:
+        for actor, part in self.mirror.sync():
+            if getattr(part, "add_state_listener", None) is not None and is_connected(part):
+                self._send_init_commands(actor, part)
+
+    def _target_state(self, actor: str, part: Any, state: str) -> None:
+        if not self._running:
+            return
+        if state == "connected":
+            self._send_init_commands(actor, part)
+        self.check_actors()
+
+    def _send_init_commands(self, actor: str, part: Any) -> None:
+        route = self.router.table.get(actor)
+        if route is None or route.kind != "legacy" or not self._running:
+            return
+        commands = route.options.get("init_cmds", self.init_commands)
+        for command in commands:
+            cmd = HubCommand(self, None, HUB_COMMANDER, next(self._hub_mids), actor, command,
+                             cid="0")
+            if cmd.diagnostics:
+                self._emit(cmd_in(cmd.cid, actor, command))
+            relay = _Relay(self, cmd)
+            handle = part.send_command(actor, command, commander=HUB_COMMANDER, callback=relay)
+            cmd.queued(handle.command_id if isinstance(handle.command_id, int) else 0)
+            relay.release()
+            if not cmd.done:
+                self._in_flight[cmd] = handle
+
+
+def _echo(line: str) -> str:
+    line = line.strip()
+    return repr(line if len(line) <= _ECHO_LIMIT else line[:_ECHO_LIMIT] + "...")
