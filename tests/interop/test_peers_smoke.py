@@ -164,6 +164,20 @@ def test_raw_socket_to_clu_shutter(clu_shutter: PeerHandle) -> None:
     assert failed[-1] == '1 7 f error="fail_me always fails"'
 
 
+def test_clu_shutter_commands_finish(clu_shutter: PeerHandle) -> None:
+    with LineClient(LOOPBACK, clu_shutter.port) as client:
+        client.read_line()
+        results: dict[str, list[str]] = {}
+        for mid, verb in enumerate(("open --delay 0.05", "close", "spam 3", "echo a b"), 10):
+            client.send_raw(f"{mid} {verb}")
+            results[verb] = client.read_until(lambda ln, m=mid: ln.split()[1:3] in (
+                [str(m), ":"], [str(m), "f"]))
+    assert results["open --delay 0.05"][-1] == "1 10 : shutter=open; shutter_moves=1"
+    assert results["close"][-1] == "1 11 : shutter=closed; shutter_moves=2"
+    assert [ln for ln in results["spam 3"] if " 12 i " in ln][-1] == "1 12 i spam_index=2"
+    assert results["echo a b"][-1] == "1 13 : echo=a,b"
+
+
 def test_clu_shutter_stops_cleanly_and_restarts_on_same_port(clu_shutter: PeerHandle) -> None:
     assert clu_shutter.stop() == 0
     assert not port_accepts(clu_shutter.port)
@@ -316,5 +330,13 @@ async def test_clu_camera_answers_over_amqp(
         assert merged["last_error"] is None
         failed = await (await client.send_command(camera.name, "fail_me"))
         assert failed.status.did_fail
+        # Every keyword the camera emits is in its schema: each command finishes cleanly.
+        for verb in ("expose 0.1 --no-sleep", "levels", "spam 3", "echo a b", "slow 0.05"):
+            done = await (await client.send_command(camera.name, verb))
+            assert done.status.did_succeed, verb
+            codes = [str(r.message_code.value) for r in done.replies]
+            assert "e" not in codes or verb == "levels", (verb, codes)
+        levels = await (await client.send_command(camera.name, "levels"))
+        assert [str(r.message_code.value) for r in levels.replies][-5:] == ["d", "i", "w", "e", ":"]
     finally:
         await client.stop()

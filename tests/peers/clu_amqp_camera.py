@@ -32,7 +32,13 @@ import sys
 import click
 from clu import AMQPActor, command_parser
 
-from peer_common import SCHEMA_DIR, announce_ready, quiet_clu_warnings, wait_for_stop_signal
+from peer_common import (
+    SCHEMA_DIR,
+    announce_ready,
+    ignore_cancellations_from_now_on,
+    quiet_clu_warnings,
+    wait_for_stop_signal,
+)
 
 
 @command_parser.command()
@@ -135,6 +141,7 @@ async def main() -> int:
     try:
         await wait_for_stop_signal()
     finally:
+        ignore_cancellations_from_now_on()
         # Not BaseClient.stop(): that cancels every task and stops the loop.
         await actor.timed_commands.stop()
         await actor.connection.stop()

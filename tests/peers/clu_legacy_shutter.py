@@ -35,6 +35,7 @@ from peer_common import (
     LOOPBACK,
     SCHEMA_DIR,
     announce_ready,
+    ignore_cancellations_from_now_on,
     quiet_clu_warnings,
     wait_for_stop_signal,
 )
@@ -152,6 +153,7 @@ async def main() -> int:
     try:
         await wait_for_stop_signal()
     finally:
+        ignore_cancellations_from_now_on()
         await actor.stop()
     return 0
 

@@ -34,3 +34,15 @@ async def wait_for_stop_signal() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+def ignore_cancellations_from_now_on() -> None:
+    """Call before stopping an actor: clu cancels its connection tasks on stop, and the
+    exception handler clu installs re-raises each CancelledError as log noise."""
+    loop = asyncio.get_running_loop()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        if not isinstance(context.get("exception"), asyncio.CancelledError):
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
