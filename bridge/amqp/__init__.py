@@ -4,18 +4,14 @@
   listeners (``connection.py``);
 * :class:`ActorEndpoint` / :class:`IncomingCommand` -- serve commands as a clu
   ``AMQPActor`` does (``endpoint.py``);
-* :class:`AmqpCommander` / :class:`AmqpCommandHandle` -- command actors and hear all
-  replies as a clu ``AMQPClient`` does (``commander.py``);
-* ``wire.py`` -- conversion between :mod:`bridge.protocol.clu_messages` values and
-  aio-pika messages.
+* :class:`AmqpCommander` -- command actors and hear all replies as a clu ``AMQPClient``
+  does (``commander.py``); its commands are :class:`bridge.core.CommandHandle` objects
+  and its replies :class:`bridge.core.Reply` objects, as on every other side;
+* ``wire.py`` -- conversion between :mod:`bridge.protocol.clu_messages` values,
+  aio-pika messages and :class:`bridge.core.Reply` (``reply_from_message``).
 """
 
-from bridge.amqp.commander import (
-    AmqpCommander,
-    AmqpCommandHandle,
-    CommanderNameInUse,
-    CommandStatus,
-)
+from bridge.amqp.commander import AmqpCommander, CommanderNameInUse, ReplyListener
 from bridge.amqp.connection import (
     AmqpChannel,
     AmqpConnection,
@@ -25,19 +21,20 @@ from bridge.amqp.connection import (
     Unroutable,
 )
 from bridge.amqp.endpoint import ActorEndpoint, ActorNameInUse, IncomingCommand
+from bridge.amqp.wire import reply_from_message
 
 __all__ = [
     "ActorEndpoint",
     "ActorNameInUse",
     "AmqpChannel",
-    "AmqpCommandHandle",
     "AmqpCommander",
     "AmqpConnection",
     "AmqpError",
     "AmqpUnavailable",
-    "CommandStatus",
     "CommanderNameInUse",
     "IncomingCommand",
     "QueueInUse",
+    "ReplyListener",
     "Unroutable",
+    "reply_from_message",
 ]

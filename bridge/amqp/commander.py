@@ -16,19 +16,21 @@ Failures are always terminal, never silent hangs:
   reconnected (queue and binding restored) new commands work again; while it is
   reconnecting, ``send_command`` waits up to ``publish_timeout`` and then fails.
 
-Local failures add a synthetic ``f`` :class:`ReplyMessage` (sender = the target actor)
-to the handle's replies and pass it to its callback; reply listeners only receive what
-actually arrives from the broker.
+Commands are tracked with the transport-agnostic core: each one is a
+:class:`bridge.core.CommandHandle` in a :class:`bridge.core.CommandTable` keyed by its
+command id, and every reply is a :class:`bridge.core.Reply` (the JSON body is its JSON
+form). Local failures end the handle with a synthetic ``f {"error": ...}`` reply
+(sender = the target actor) through ``CommandHandle.fail``; reply listeners only
+receive what actually arrives from the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -43,20 +45,19 @@ from bridge.amqp.connection import (
     QueueInUse,
     Unroutable,
 )
-from bridge.amqp.wire import command_to_message, incoming_reply
+from bridge.amqp.wire import command_to_message, incoming_reply, reply_from_message
+from bridge.core.commands import CommandHandle, CommandTable, ReplyCallback
+from bridge.core.replies import Reply
 from bridge.protocol.clu_messages import (
     CONTENT_TYPE,
     FAILED,
     REPLIES_BINDING,
     CommandMessage,
     MessageError,
-    ReplyMessage,
     check_name,
     command_routing_key,
     default_commander_id,
     encode_json,
-    is_failure,
-    is_terminal,
     replies_queue_name,
     reply_routing_key,
     routing_failure_body,
@@ -64,17 +65,12 @@ from bridge.protocol.clu_messages import (
 
 log = logging.getLogger(__name__)
 
-ReplyCallback = Callable[[ReplyMessage], Any]
+#: ``listener(reply)`` for every reply heard on ``reply.#`` (sync or async).
+ReplyListener = Callable[[Reply], Any]
 
 
 class CommanderNameInUse(QueueInUse):
     """Another client with the same name is connected (its replies queue exists)."""
-
-
-class CommandStatus(str, enum.Enum):
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
 
 
 def _invoke(callback: Callable[..., Any], *args: Any) -> None:
@@ -92,97 +88,6 @@ def _invoke(callback: Callable[..., Any], *args: Any) -> None:
         log.exception("reply callback %r failed", callback)
 
 
-class AmqpCommandHandle:
-    """A command sent by :class:`AmqpCommander`.
-
-    Awaiting the handle waits until the command finishes (``:``, ``f`` or ``!``) and
-    returns the handle. ``status``, ``replies`` (every reply, in arrival order),
-    ``done()``, ``succeeded``, ``error`` (the ``error`` text of a failure, if any).
-    """
-
-    def __init__(
-        self,
-        actor: str,
-        message: CommandMessage,
-        callback: ReplyCallback | None = None,
-    ) -> None:
-        self.actor = actor
-        self.message = message
-        self.callback = callback
-        self.status = CommandStatus.RUNNING
-        self.replies: list[ReplyMessage] = []
-        self.error: str | None = None
-        self._future: asyncio.Future[AmqpCommandHandle] = asyncio.get_running_loop().create_future()
-        self._timer: asyncio.TimerHandle | None = None
-
-    @property
-    def command_id(self) -> str:
-        return self.message.command_id
-
-    @property
-    def commander_id(self) -> str:
-        return self.message.commander_id
-
-    @property
-    def command_string(self) -> str:
-        return self.message.command_string
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status is CommandStatus.DONE
-
-    def done(self) -> bool:
-        """True once the command has finished (successfully or not)."""
-        return self._future.done()
-
-    async def wait(self, timeout: float | None = None) -> AmqpCommandHandle:
-        """Wait for the command to finish; ``TimeoutError`` after ``timeout`` s (the
-        command itself keeps running; use ``time_limit`` to fail it)."""
-        async with asyncio.timeout(timeout):
-            return await asyncio.shield(self._future)
-
-    def __await__(self) -> Generator[Any, None, AmqpCommandHandle]:
-        return asyncio.shield(self._future).__await__()
-
-    def _add_reply(self, reply: ReplyMessage) -> None:
-        if self.done():
-            return
-        self.replies.append(reply)
-        if self.callback is not None:
-            _invoke(self.callback, reply)
-        if is_terminal(reply.message_code):
-            if is_failure(reply.message_code):
-                self.status = CommandStatus.FAILED
-                err = reply.body.get("error")
-                self.error = str(err) if err is not None else f"failed with code {reply.message_code!r}"
-            else:
-                self.status = CommandStatus.DONE
-            if self._timer is not None:
-                self._timer.cancel()
-            self._future.set_result(self)
-
-    def _fail_locally(self, error: str) -> None:
-        """Finish with a synthetic ``f {"error": error}`` reply (nothing is published)."""
-        if self.done():
-            return
-        self._add_reply(
-            ReplyMessage(
-                message_code=FAILED,
-                commander_id=self.commander_id,
-                command_id=self.command_id,
-                sender=self.actor,
-                internal=self.message.internal,
-                body={"error": error},
-            )
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"<AmqpCommandHandle {self.actor} {self.command_string!r} id={self.command_id} "
-            f"status={self.status.value} replies={len(self.replies)}>"
-        )
-
-
 class AmqpCommander:
     """A clu-style AMQP client named ``name``: send commands, hear every reply."""
 
@@ -197,8 +102,10 @@ class AmqpCommander:
         self.name = check_name(name)
         self.publish_timeout = publish_timeout
         self.queue_name = replies_queue_name(name)
-        self.running: dict[str, AmqpCommandHandle] = {}
-        self._listeners: list[ReplyCallback] = []
+        #: Commands in flight by command id; an entry goes when its command ends.
+        self.running: CommandTable[str] = CommandTable()
+        self._listeners: list[ReplyListener] = []
+        self._publishing: set[asyncio.Task[None]] = set()
         self._channel: AmqpChannel | None = None
         self._queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
@@ -236,7 +143,9 @@ class AmqpCommander:
         if self._channel is None:
             return
         self.connection.remove_listener(self._on_disconnect)
-        self._fail_all(f"commander {self.name!r} stopped before the command finished")
+        self.running.fail_all(f"commander {self.name!r} stopped before the command finished")
+        for task in list(self._publishing):
+            task.cancel()
         queue, self._queue = self._queue, None
         if queue is not None and self._consumer_tag is not None:
             try:
@@ -254,13 +163,13 @@ class AmqpCommander:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
-    def add_reply_listener(self, listener: ReplyCallback) -> None:
+    def add_reply_listener(self, listener: ReplyListener) -> None:
         """Call ``listener(reply)`` for every valid reply received (all of ``reply.#``:
         broadcasts, other commanders' traffic, our own commands' replies)."""
         if listener not in self._listeners:
             self._listeners.append(listener)
 
-    def remove_reply_listener(self, listener: ReplyCallback) -> None:
+    def remove_reply_listener(self, listener: ReplyListener) -> None:
         """Forget ``listener``; no error if unknown."""
         if listener in self._listeners:
             self._listeners.remove(listener)
@@ -275,14 +184,58 @@ class AmqpCommander:
         callback: ReplyCallback | None = None,
         time_limit: float | None = None,
         write_to_log: bool = True,
-    ) -> AmqpCommandHandle:
+    ) -> CommandHandle:
         """Send ``command_string`` to ``actor`` and return its handle once published.
 
         Defaults as clu: ``commander_id = "<name>.<actor>"``, ``command_id`` a new
-        UUID4 string. ``callback(reply)`` runs for each reply of this command. The
-        returned handle may already be failed (unroutable, broker unreachable).
-        Raises ``ValueError`` for a bad actor name or a command id already in flight.
+        UUID4 string. ``callback(reply)`` (a :class:`~bridge.core.Reply`) runs for each
+        reply of this command. The returned handle may already be failed (unroutable,
+        broker unreachable). Raises ``ValueError`` for a bad actor name or a command id
+        already in flight, ``AmqpError`` if the commander is not started.
         """
+        handle, message = self._track(actor, command_string, commander_id, command_id,
+                                      internal, callback, time_limit, write_to_log)
+        await self._publish(handle, message)
+        return handle
+
+    def submit_command(
+        self,
+        actor: str,
+        command_string: str,
+        commander_id: str | None = None,
+        command_id: str | None = None,
+        internal: bool = False,
+        callback: ReplyCallback | None = None,
+        time_limit: float | None = None,
+        write_to_log: bool = True,
+    ) -> CommandHandle:
+        """Like :meth:`send_command`, but return the handle at once and publish in a task.
+
+        The command is tracked before this returns, so no reply can be missed; a
+        publishing failure ends the handle later, never here. Raises as
+        :meth:`send_command` for a bad name, a duplicate id or a stopped commander.
+        """
+        handle, message = self._track(actor, command_string, commander_id, command_id,
+                                      internal, callback, time_limit, write_to_log)
+        task = asyncio.ensure_future(self._publish(handle, message))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+        return handle
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _track(
+        self,
+        actor: str,
+        command_string: str,
+        commander_id: str | None,
+        command_id: str | None,
+        internal: bool,
+        callback: ReplyCallback | None,
+        time_limit: float | None,
+        write_to_log: bool,
+    ) -> tuple[CommandHandle, CommandMessage]:
+        """Check the arguments, make the handle and put it in :attr:`running`."""
         check_name(actor)
         if self._channel is None:
             raise AmqpError(f"commander {self.name!r} is not started")
@@ -297,16 +250,18 @@ class AmqpCommander:
             write_to_log=write_to_log,
             reply_to=self.queue_name,
         )
-        handle = AmqpCommandHandle(actor, message, callback)
-        self.running[command_id] = handle
-        handle._future.add_done_callback(lambda _f: self._forget(handle))
-        if time_limit is not None:
-            handle._timer = asyncio.get_running_loop().call_later(
-                time_limit,
-                handle._fail_locally,
-                f"Command {command_string!r} to {actor!r} timed out after {time_limit} s "
-                "without a terminal reply.",
-            )
+        handle = CommandHandle(actor, command_string, commander=message.commander_id,
+                               command_id=command_id, callback=callback)
+        self.running.add(command_id, handle, time_limit)
+        return handle, message
+
+    async def _publish(self, handle: CommandHandle, message: CommandMessage) -> None:
+        """Publish the command (mandatory); any failure ends ``handle`` with ``f``."""
+        actor = handle.actor
+        if self._channel is None:  # stopped meanwhile (the handle was failed then)
+            handle.fail(f"Could not send the command to {actor!r}: "
+                        f"commander {self.name!r} is not started")
+            return
         try:
             await self._channel.publish(
                 command_to_message(message),
@@ -317,25 +272,12 @@ class AmqpCommander:
             )
         except Unroutable:
             body = routing_failure_body(actor)
-            handle._fail_locally(body["error"])
+            handle.fail(body["error"])
             await self._publish_routing_failure(message, actor, body)
         except AmqpUnavailable as exc:
-            handle._fail_locally(f"Could not send the command to {actor!r}: {exc}")
+            handle.fail(f"Could not send the command to {actor!r}: {exc}")
         except Exception as exc:
-            handle._fail_locally(f"Could not send the command to {actor!r}: {exc!r}")
-        return handle
-
-    # -- internals ---------------------------------------------------------------------
-
-    def _forget(self, handle: AmqpCommandHandle) -> None:
-        if self.running.get(handle.command_id) is handle:
-            del self.running[handle.command_id]
-        if handle._timer is not None:
-            handle._timer.cancel()
-
-    def _fail_all(self, error: str) -> None:
-        for handle in list(self.running.values()):
-            handle._fail_locally(error)
+            handle.fail(f"Could not send the command to {actor!r}: {exc!r}")
 
     def _on_disconnect(self, exc: BaseException | None) -> None:
         if self.running:
@@ -343,7 +285,7 @@ class AmqpCommander:
                 "%s: failing %d command(s) in flight: connection to the broker lost",
                 self.name, len(self.running),
             )
-        self._fail_all(
+        self.running.fail_all(
             "Lost the connection to the AMQP broker while the command was running; "
             "its replies cannot be received."
         )
@@ -352,7 +294,8 @@ class AmqpCommander:
         self, message: CommandMessage, actor: str, body: dict[str, str]
     ) -> None:
         """Publish clu's fake routing-failure reply to ``reply.<name>`` (best effort)."""
-        assert self._channel is not None
+        if self._channel is None:
+            return
         headers = message.headers()
         headers.update({"message_code": FAILED, "sender": actor})
         wire = aio_pika.Message(
@@ -376,7 +319,7 @@ class AmqpCommander:
         except Exception as exc:
             log.warning("%s: could not ack reply: %r", self.name, exc)
         try:
-            reply = incoming_reply(message)
+            decoded = incoming_reply(message)
         except MessageError as err:
             log.error(
                 "%s: invalid reply dropped (%s): routing_key=%r headers=%r body=%r",
@@ -386,9 +329,8 @@ class AmqpCommander:
         except Exception:
             log.exception("%s: undecodable reply dropped", self.name)
             return
+        reply = reply_from_message(decoded)
         if reply.command_id is not None:
-            handle = self.running.get(reply.command_id)
-            if handle is not None:
-                handle._add_reply(reply)
+            self.running.reply(reply.command_id, reply)
         for listener in list(self._listeners):
             _invoke(listener, reply)

@@ -1,4 +1,5 @@
-"""Conversions between :mod:`bridge.protocol.clu_messages` values and aio-pika messages."""
+"""Conversions between :mod:`bridge.protocol.clu_messages` values, aio-pika messages
+and the bridge's transport-agnostic :class:`~bridge.core.Reply`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 
+from bridge.core.replies import Reply
 from bridge.protocol.clu_messages import (
     CommandMessage,
     ReplyMessage,
@@ -40,4 +42,18 @@ def incoming_reply(message: AbstractIncomingMessage) -> ReplyMessage:
         message.correlation_id,
         routing_key=message.routing_key,
         timestamp=message.timestamp,
+    )
+
+
+def reply_from_message(message: ReplyMessage) -> Reply:
+    """A clu reply as a bridge :class:`~bridge.core.Reply` (its JSON body is the JSON form;
+    keywords are derived only when a legacy side asks for them)."""
+    return Reply(
+        code=message.message_code,
+        sender=message.sender or "",
+        keywords=None,
+        commander=message.commander_id,
+        command_id=message.command_id,
+        values=message.body or {},
+        internal=bool(message.internal),
     )

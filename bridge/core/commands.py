@@ -66,12 +66,39 @@ class CommandHandle:
         return self.status is CommandStatus.FAILED
 
     @property
+    def error(self) -> str | None:
+        """Why the command failed: the ``error`` value of its failing reply, else None.
+
+        A failure without an ``error`` keyword gives ``failed with code 'f'``.
+        """
+        if not self.failed or not self.replies:
+            return None
+        last = self.replies[-1]
+        error = last.json.get("error")
+        if error is None:
+            return f"failed with code {last.code!r}"
+        return error if isinstance(error, str) else str(error)
+
+    @property
     def keywords(self) -> dict[str, Any]:
         """All keywords of all replies as JSON, later values winning."""
         merged: dict[str, Any] = {}
         for reply in self.replies:
             merged.update(reply.json)
         return merged
+
+    async def wait(self, timeout: float | None = None) -> CommandHandle:
+        """Wait for the end of the command and return the handle.
+
+        Raises ``TimeoutError`` after ``timeout`` seconds; the command itself keeps
+        running (use a time limit to fail it).
+        """
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(self._finished)
+
+    def add_done_callback(self, callback: Callable[[CommandHandle], object]) -> None:
+        """Call ``callback(handle)`` once the command has ended (soon, if it already has)."""
+        self._finished.add_done_callback(lambda _f: callback(self))
 
     def add_reply(self, reply: Reply) -> bool:
         """Record a reply; return True if it ended the command. Replies after the end are ignored."""

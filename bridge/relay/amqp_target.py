@@ -1,10 +1,13 @@
 """Command AMQP (clu) actors with the same handles and replies as every other target.
 
-:class:`AmqpTarget` wraps an :class:`~bridge.amqp.commander.AmqpCommander`: commands
-return a :class:`~bridge.core.CommandHandle` at once, each clu reply becomes a
-:class:`~bridge.core.Reply` (JSON body kept as is, keywords derived when a legacy side
-needs them). Failures the commander detects locally (no such actor, broker gone, time
-limit) arrive as ``f`` replies like any other.
+:class:`AmqpTarget` is a thin layer over :class:`~bridge.amqp.commander.AmqpCommander`,
+which already tracks commands with :class:`~bridge.core.CommandHandle` and delivers
+:class:`~bridge.core.Reply` objects. The target adds what a face needs: the handle is
+returned at once (publishing happens in a task, and even a refused command fails
+later, never inside ``send_command``), the handle's ``commander`` is the caller's
+commander as with every target, and listeners of one sender hear only the traffic
+that does not answer our own commands. Failures the commander detects locally (no
+such actor, broker gone, time limit) arrive as ``f`` replies like any other.
 """
 
 from __future__ import annotations
@@ -17,18 +20,11 @@ from typing import Any
 
 from ..amqp.commander import AmqpCommander
 from ..core import CommandHandle, Reply, ReplyCallback
-from ..protocol.clu_messages import ReplyMessage
 
 log = logging.getLogger(__name__)
 
 #: Seconds after a command ended during which its late replies are still known as ours.
 LATE_REPLY_GRACE = 10.0
-
-
-def to_reply(message: ReplyMessage) -> Reply:
-    """A clu reply message as a bridge :class:`Reply` (the body is the JSON form)."""
-    return Reply(message.message_code, message.sender or "", None, message.commander_id,
-                 message.command_id, message.body or {}, bool(message.internal))
 
 
 class AmqpTarget:
@@ -62,38 +58,26 @@ class AmqpTarget:
         ``commander`` is who sends (``APO.john``, ``APO.john.camera``): the AMQP commander
         id becomes ``<commander>.<actor>`` as clu chains it (default ``<our name>.<actor>``).
         """
-        handle = CommandHandle(actor, text, commander=commander, callback=callback)
-        self._handles.add(handle)
+        command_id = str(uuid.uuid4())
+        handle = CommandHandle(actor, text, commander=commander, command_id=command_id,
+                               callback=callback)
         loop = asyncio.get_event_loop()
+        try:
+            self.commander.submit_command(
+                actor, text, commander_id=f"{commander}.{actor}" if commander else None,
+                command_id=command_id, callback=handle.add_reply, time_limit=time_limit)
+        except Exception as exc:  # bad names, commander stopped...
+            loop.call_soon(handle.fail, f"Could not send the command to {actor!r}: {exc}")
+            return handle
+        self._ours.add(command_id)  # before any reply can arrive: it must not look foreign
+        self._handles.add(handle)
 
-        def ended(_f: object) -> None:
+        def ended(_handle: CommandHandle) -> None:
             self._handles.discard(handle)
             # Keep recognising late replies of a command that ended locally for a while.
-            loop.call_later(LATE_REPLY_GRACE, self._ours.discard, handle.command_id)
+            loop.call_later(LATE_REPLY_GRACE, self._ours.discard, command_id)
 
-        handle._finished.add_done_callback(ended)
-
-        def deliver(message: ReplyMessage) -> None:
-            handle.add_reply(to_reply(message))
-
-        command_id = str(uuid.uuid4())
-        handle.command_id = command_id
-        self._ours.add(command_id)  # before publishing: a fast reply must not look foreign
-
-        async def publish() -> None:
-            try:
-                sent = await self.commander.send_command(
-                    actor, text, commander_id=f"{commander}.{actor}" if commander else None,
-                    command_id=command_id,
-                    callback=deliver, time_limit=time_limit)
-            except Exception as exc:  # bad names, commander stopped...
-                self._ours.discard(command_id)
-                handle.fail(f"Could not send the command to {actor!r}: {exc}")
-                return
-            if sent.done():
-                self._ours.discard(command_id)
-
-        asyncio.ensure_future(publish())
+        handle.add_done_callback(ended)
         return handle
 
     def add_reply_listener(self, listener: Callable[[Reply], Any],
@@ -101,15 +85,12 @@ class AmqpTarget:
         """``listener(reply)`` for replies of ``sender`` (any if None) not answering our commands."""
         self._listeners.append((sender, listener))
 
-    def _on_any_reply(self, message: ReplyMessage) -> None:
-        command_id = message.command_id
+    def _on_any_reply(self, reply: Reply) -> None:
+        command_id = reply.command_id
         if command_id is not None and command_id in self._ours:
-            if message.message_code in (":", "f", "!"):
-                self._ours.discard(command_id)
+            if reply.is_terminal:
+                self._ours.discard(str(command_id))
             return
-        if not self._listeners:
-            return
-        reply = to_reply(message)
         for sender, listener in list(self._listeners):
             if sender is None or sender == reply.sender:
                 try:

@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge.amqp import AmqpCommandHandle, CommandStatus
-from bridge.protocol.clu_messages import ReplyMessage
+from bridge.core import CommandHandle, CommandStatus, Reply
 from tests.amqp.helpers import (
     WAIT,
     clu_actor,
@@ -20,7 +19,7 @@ from tests.amqp.helpers import (
 from tests.support.aio import aio_test
 
 
-async def run(handle: AmqpCommandHandle) -> AmqpCommandHandle:
+async def run(handle: CommandHandle) -> CommandHandle:
     return await asyncio.wait_for(handle, WAIT)
 
 
@@ -29,12 +28,28 @@ async def test_ping(amqp_url: str) -> None:
     async with clu_actor(amqp_url, "cluactor"), commander(amqp_url, "bridgecmdr") as cmdr:
         handle = await run(await cmdr.send_command("cluactor", "ping"))
     assert handle.done() and handle.succeeded and handle.status is CommandStatus.DONE
-    assert [r.message_code for r in handle.replies] == [">", ":"]
-    assert handle.replies[-1].body == {"text": "Pong."}
+    assert [r.code for r in handle.replies] == [">", ":"]
+    assert handle.replies[-1].json == {"text": "Pong."}
     first = handle.replies[0]
     assert first.sender == "cluactor" and first.internal is True
-    assert first.commander_id == "bridgecmdr.cluactor" and first.command_id == handle.command_id
+    assert first.commander == "bridgecmdr.cluactor" and first.command_id == handle.command_id
+    assert (handle.actor, handle.text, handle.commander) == ("cluactor", "ping", "bridgecmdr.cluactor")
     assert not cmdr.running
+
+
+@aio_test
+async def test_submit_command_returns_at_once_and_publishes_in_a_task(amqp_url: str) -> None:
+    seen: list[Reply] = []
+    async with clu_actor(amqp_url, "cluactor"), commander(amqp_url, "bridgecmdr") as cmdr:
+        handle = cmdr.submit_command("cluactor", "ping", callback=seen.append)
+        nobody = cmdr.submit_command("nobody", "ping")
+        assert not handle.done() and not nobody.done() and handle.command_id in cmdr.running
+        with pytest.raises(ValueError, match="already in flight"):
+            cmdr.submit_command("cluactor", "ping", command_id=str(handle.command_id))
+        assert (await handle.wait(WAIT)) is handle
+        await nobody.wait(WAIT)
+    assert handle.succeeded and [r.code for r in seen] == [">", ":"]
+    assert nobody.failed and nobody.error == "Failed routing message to consumer 'nobody'."
 
 
 @aio_test
@@ -64,12 +79,12 @@ async def test_command_headers_are_the_ones_clu_sends(amqp_url: str) -> None:
 
 @aio_test
 async def test_replies_reach_the_callback_in_order(amqp_url: str) -> None:
-    seen: list[ReplyMessage] = []
+    seen: list[Reply] = []
     async with clu_actor(amqp_url, "cluactor"), commander(amqp_url, "bridgecmdr") as cmdr:
         handle = await run(await cmdr.send_command("cluactor", "levels", callback=seen.append))
-    assert [r.message_code for r in seen] == [">", "d", "i", "w", "e", ":"]
+    assert [r.code for r in seen] == [">", "d", "i", "w", "e", ":"]
     assert seen == handle.replies
-    assert seen[2].body == {"text": "level i"}
+    assert seen[2].json == {"text": "level i"}
     assert handle.succeeded
 
 
@@ -77,7 +92,7 @@ async def test_replies_reach_the_callback_in_order(amqp_url: str) -> None:
 async def test_values_with_nan_are_decoded(amqp_url: str) -> None:
     async with clu_actor(amqp_url, "cluactor"), commander(amqp_url, "bridgecmdr") as cmdr:
         handle = await run(await cmdr.send_command("cluactor", "values"))
-    info = handle.replies[1].body
+    info = handle.replies[1].json
     assert info["bad"] != info["bad"]  # NaN
     assert info["name"] == "Zoë" and info["none"] is None and info["lst"] == [1, "a"]
 
@@ -89,7 +104,7 @@ async def test_failing_command(amqp_url: str) -> None:
         unknown = await run(await cmdr.send_command("cluactor", "no_such_verb"))
     assert handle.status is CommandStatus.FAILED and not handle.succeeded
     assert handle.error == "fail_me always fails"
-    assert [r.message_code for r in handle.replies] == [">", "i", "f"]
+    assert [r.code for r in handle.replies] == [">", "i", "f"]
     assert unknown.status is CommandStatus.FAILED
     assert "does not exist or cannot be parsed" in (unknown.error or "")
 
@@ -109,14 +124,14 @@ async def test_unknown_actor_fails_at_once_exactly_like_clu(amqp_url: str) -> No
         (their_fake,) = await spy.wait_for(lambda m: m.correlation_id == theirs.command_id)
     assert handle.status is CommandStatus.FAILED
     assert handle.error == "Failed routing message to consumer 'nobody'."
-    assert handle.replies[-1].body == theirs.replies[-1].message
+    assert handle.replies[-1].json == theirs.replies[-1].message
     assert wire_shape(our_fake, names) == wire_shape(their_fake, names)
     assert our_fake.routing_key == "reply.bridgecmdr"
 
 
 @aio_test
 async def test_listener_sees_broadcasts_and_other_commanders_traffic(amqp_url: str) -> None:
-    heard: list[ReplyMessage] = []
+    heard: list[Reply] = []
     async with (
         clu_actor(amqp_url, "cluactor") as actor,
         commander(amqp_url, "bridgecmdr") as cmdr,
@@ -130,13 +145,13 @@ async def test_listener_sees_broadcasts_and_other_commanders_traffic(amqp_url: s
         cmdr.remove_reply_listener(heard.append)
         actor.write("i", {"text": "not heard"})
         await asyncio.sleep(0.1)
-    broadcast = [r for r in heard if r.broadcast]
-    assert [(r.body, r.commander_id, r.command_id, r.sender) for r in broadcast] == [
+    broadcast = [r for r in heard if r.commander is None]
+    assert [(r.json, r.commander, r.command_id, r.sender) for r in broadcast] == [
         ({"text": "hola"}, None, None, "cluactor")
     ]
-    assert [r.message_code for r in heard if r.command_id == other.command_id] == [">", ":"]
-    assert [r.message_code for r in heard if r.command_id == mine.command_id] == [">", ":"]
-    assert all(r.commander_id == "cluclient.cluactor" for r in heard if r.command_id == other.command_id)
+    assert [r.code for r in heard if r.command_id == other.command_id] == [">", ":"]
+    assert [r.code for r in heard if r.command_id == mine.command_id] == [">", ":"]
+    assert all(r.commander == "cluclient.cluactor" for r in heard if r.command_id == other.command_id)
 
 
 @aio_test
@@ -152,7 +167,7 @@ async def test_internal_flag_and_explicit_ids(amqp_url: str) -> None:
             await cmdr.send_command("bad.name", "ping")
     assert handle.command_id == "my-id-1"
     assert all(r.internal for r in handle.replies)
-    assert all(r.commander_id == "APO.Craig.cluactor" for r in handle.replies)
+    assert all(r.commander == "APO.Craig.cluactor" for r in handle.replies)
 
 
 @aio_test
@@ -164,7 +179,7 @@ async def test_time_limit_fails_the_command_locally(amqp_url: str) -> None:
             await cmdr.send_command("cluactor", "ping", command_id="dup")
     assert handle.status is CommandStatus.FAILED
     assert "timed out after 0.3 s" in (handle.error or "")
-    assert [r.message_code for r in handle.replies] == [">", "f"]
+    assert [r.code for r in handle.replies] == [">", "f"]
     assert handle.replies[-1].sender == "cluactor"
     # The commander was stopped with `running` in flight: it was failed, not left hanging.
     assert running.done() and "stopped" in (running.error or "")

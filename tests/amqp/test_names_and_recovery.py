@@ -15,9 +15,9 @@ from bridge.amqp import (
     AmqpConnection,
     AmqpUnavailable,
     CommanderNameInUse,
-    CommandStatus,
     IncomingCommand,
 )
+from bridge.core import CommandStatus
 from tests.amqp.helpers import (
     WAIT,
     amqp_connection,

@@ -1,5 +1,7 @@
 import asyncio
 
+import pytest
+
 from bridge.core import CommandHandle, CommandStatus, CommandTable, Reply
 from bridge.protocol import Keyword
 from tests.support.aio import aio_test
@@ -73,3 +75,48 @@ async def test_table_delivers_by_key_and_forgets_on_end():
     assert table.reply(("APO.john", 5), reply("i")) is h
     assert table.reply(("APO.john", 5), reply(":")) is h
     assert len(table) == 0 and h.succeeded
+
+
+@aio_test
+async def test_error_is_the_error_of_a_failure_and_none_otherwise():
+    ok = CommandHandle("a", "x")
+    assert ok.error is None
+    ok.add_reply(reply(":", error="not a failure"))
+    assert ok.succeeded and ok.error is None
+    failed = CommandHandle("a", "x")
+    failed.add_reply(reply("f", error="boom"))
+    assert failed.error == "boom"
+    bare = CommandHandle("a", "x")
+    bare.add_reply(reply("!"))
+    assert bare.error == "failed with code '!'"
+    local = CommandHandle("a", "x")
+    local.fail("connection lost")
+    assert local.error == "connection lost"
+
+
+@aio_test
+async def test_wait_times_out_without_ending_the_command_then_returns_the_handle():
+    handle = CommandHandle("a", "x")
+    with pytest.raises(TimeoutError):
+        await handle.wait(0.01)
+    assert not handle.done()
+    handle.add_reply(reply(":"))
+    assert (await handle.wait(1)) is handle
+
+
+@aio_test
+async def test_done_callback_runs_once_with_the_handle():
+    ended = []
+    handle = CommandHandle("a", "x")
+    handle.add_done_callback(ended.append)
+    handle.add_reply(reply("i"))
+    await asyncio.sleep(0)
+    assert ended == []
+    handle.fail("stop")
+    handle.fail("again")
+    await asyncio.sleep(0)
+    assert ended == [handle]
+    late = []
+    handle.add_done_callback(late.append)  # already ended: called soon
+    await asyncio.sleep(0)
+    assert late == [handle]
