@@ -566,9 +566,8 @@ class HubServer:
               command: str) -> None:
         assert conn.login is not None
         if actor != "auth":
-            line = hub_line(commander, mid, "auth", "f",
-                            keywords_text([text("why", "please log in.")]))
-            self._emit(line, conn)
+            conn.write_data(hub_line(commander, mid, "auth", "f", keywords_text(
+                [text("why", "please log in.")])).encode("utf-8", "replace"))
             return
         result = conn.login.handle(command)
         keywords = result.keywords
@@ -580,7 +579,9 @@ class HubServer:
             keywords = (Keyword("loggedIn"), text("cmdrID", conn.name))
         elif not conn.logged_in and conn.client is not None:  # logged out
             conn.client = None
-        self._emit(hub_line(commander, mid, "auth", result.code, keywords_text(keywords)), conn)
+        # Only to this connection (tron broadcasts the nonce and the login reply).
+        conn.write_data(hub_line(commander, mid, "auth", result.code,
+                                 keywords_text(keywords)).encode("utf-8", "replace"))
         if result.logged_in:
             log.info("%s: %s logged in from %s", self.name, conn.name, conn.peer_host)
             self._announce_commanders()

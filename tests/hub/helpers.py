@@ -142,3 +142,45 @@ async def shutter_behind_hub(start_clu_shutter: Callable[..., Any], **kw: Any
         # The link's init commands (ping, status, version) have ended.
         await until(lambda: not hub.commands_in_flight, "the init commands")
         yield hub, shutter
+
+
+class EchoHandler:
+    """An in-process legacy actor's commands: ``>`` then ``: echo="<text>"``; ``slow S``
+    sleeps S seconds first; ``bcast`` also broadcasts ``i bcast=1``."""
+
+    def __init__(self) -> None:
+        self.server: Any = None
+
+    def handle(self, command: Any) -> Any:
+        command.reply(">")
+        words = command.text.split()
+        if words[:1] == ["slow"]:
+            return self._slow(command, float(words[1]) if len(words) > 1 else 1.0)
+        if words[:1] == ["bcast"]:
+            self.server.broadcast("i", {"bcast": 1})
+        command.finish({"echo": command.text})
+        return None
+
+    async def _slow(self, command: Any, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        command.finish({"slept": seconds})
+
+
+@asynccontextmanager
+async def echo_actor(name: str = "echo") -> AsyncIterator[Any]:
+    """A real in-process legacy actor (our LegacyServer) answering with :class:`EchoHandler`."""
+    from bridge.legacy.server import LegacyServer
+
+    handler = EchoHandler()
+    server = LegacyServer(handler, name=name, version="1.0")
+    handler.server = server
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def tui_line(mid: int, actor: str, text: str) -> str:
+    """A command line of the authenticated port (no commander; CRLF as TUI/STUI send)."""
+    return f"{mid} {actor} {text}\r\n"
