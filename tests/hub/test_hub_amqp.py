@@ -37,6 +37,10 @@ async def test_amqp_actor_behind_our_hub(amqp_url):
                 for line in typed:
                     ReplyParser().parse(line)
                 assert hub.cache.value("camera", "temp") == -1.5
+                assert await a.call("hub", "startNubs camera") == [
+                    'a.b 4 hub i text="(re-)starting nub camera"',
+                    'a.b 4 hub w text="failed to start nub camera: actor camera is not a legacy '
+                    'TCP actor (route: amqp)"', "a.b 4 hub : "]
 
                 # The actor's broadcasts and its replies to other AMQP commanders: unsolicited.
                 camera.write("i", {"text": "hello all"})

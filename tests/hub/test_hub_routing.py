@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import re
 
+from bridge.core import RoutingTable
 from tests.hub.helpers import (
     RawCommander,
     code,
+    echo_actor,
     header,
     is_terminal_for,
+    legacy_route,
     running_hub,
     shutter_behind_hub,
     until,
@@ -209,3 +212,34 @@ async def test_commanders_are_announced_and_malformed_lines_keep_the_connection(
         await a.read_until(lambda l: l == '.hub 0 hub i Commanders="client.v1"')
         await a.close()
         await until(lambda: not hub.connections, "connections closed")
+
+
+@aio_test
+async def test_route_changes_are_announced_and_followed():
+    async with echo_actor("echo") as echo, echo_actor("echo2") as echo2, running_hub() as hub:
+        a = await RawCommander.connect(hub.port, "a.b")
+        await a.quiet(0.1)
+        router = hub.router
+        await router.apply(RoutingTable([legacy_route("echo", echo.port)]))
+        await a.read_until(lambda l: l == '.hub 0 hub i Actors="hub","keys","msg","echo"')
+        assert (await a.call("echo", "hi"))[-1] == "a.b 1 echo : echo=hi"
+        echo.broadcast("i", {"n": 1})
+        await a.read_until(lambda l: l == ".echo 0 echo i n=1")
+
+        # The route moves to another actor process: the old link is drained and its
+        # output no longer mirrored; the new one is followed.
+        old_link = router.target("echo")
+        await router.apply(RoutingTable([legacy_route("echo", echo2.port)]))
+        await until(lambda: router.target("echo").connected, "the new link")
+        echo.broadcast("i", {"n": 2})
+        echo2.broadcast("i", {"n": 3})
+        lines = await a.read_until(lambda l: l == ".echo 0 echo i n=3")
+        assert ".echo 0 echo i n=2" not in lines and old_link is not router.target("echo")
+        assert (await a.call("echo", "again"))[-1] == "a.b 2 echo : echo=again"
+
+        await router.apply(RoutingTable())
+        await a.read_until(lambda l: l == '.hub 0 hub i Actors="hub","keys","msg"')
+        assert "NoTarget" in (await a.call("echo", "x"))[-1]
+        assert (await a.call("hub", "startNubs echo"))[1] == (
+            'a.b 4 hub w text="failed to start nub echo: no route for actor echo"')
+        await a.close()
