@@ -1,4 +1,5 @@
-"""pytest fixtures for a real RabbitMQ broker (see :mod:`tests.support.rabbitmq`).
+"""pytest fixtures for a real RabbitMQ broker (the package's private broker,
+:mod:`bridge.service.broker`, with the test vhost pool of :mod:`tests.support.rabbitmq`).
 
 * ``rabbitmq`` (session): the running :class:`~tests.support.rabbitmq.RabbitMQBroker`;
   ``.port``, ``.url`` (vhost ``/``), ``.node``, ``.stop()``, ``.start()``, ``.restart()``
