@@ -266,7 +266,7 @@ def generated_line(draw) -> tuple[str, str, set[str]]:
     return form, head + body + tail, features
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(generated_line())
 def test_generated_lines_against_opscore(sample) -> None:
     form, line, features = sample

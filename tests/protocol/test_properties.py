@@ -45,7 +45,7 @@ from bridge.protocol import (
 from bridge.protocol.fastpath import parse_keywords_fast
 from bridge.protocol.grammar import parse_keywords_grammar
 
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 
 # --- strategies: the grammar's pieces ----------------------------------------------------
@@ -189,7 +189,7 @@ def test_parse_keywords_is_the_grammar(text: str) -> None:
         assert got == expected
 
 
-@SETTINGS
+@settings(SETTINGS, max_examples=50)
 @given(keyword_list_texts())
 def test_generated_keyword_lists_are_accepted(text: str) -> None:
     """The generator builds only texts of the grammar: the grammar accepts them all."""
