@@ -280,7 +280,7 @@ class ActorLink:
 
 def _recover(line: str, mid_first: bool):  # type: ignore[no-untyped-def]
     """A line whose header parses but whose keywords do not: keep them as tron would."""
-    m = re.match(r"[ \t]*(\d+)[ \t]+(\d+)[ \t]+([>iwde:f!IWDE:F!])(?:[ \t]+(.*))?\Z", line, re.S)
+    m = re.match(r"[ \t]*([0-9]+)[ \t]+([0-9]+)[ \t]+([>iwde:f!IWDE:F!])(?:[ \t]+(.*))?\Z", line, re.S)
     if m is None:
         return None
     a, b, code, rest = m.groups()

@@ -62,7 +62,7 @@ LOOPBACK = "127.0.0.1"
 
 #: The mid of a header whose command text is missing (``APO.john 7`` + spaces, ``3 4 ``).
 _HEADER_MID = re.compile(
-    r"[ \t]*(?:[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+[ \t]+)?(\d+)[ \t]+(?:(\d+)[ \t]*)?\Z"
+    r"[ \t]*(?:[A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+[ \t]+)?([0-9]+)[ \t]+(?:([0-9]+)[ \t]*)?\Z"
 )
 
 

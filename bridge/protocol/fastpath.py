@@ -12,15 +12,17 @@ import re
 from . import lexical
 from .model import Keyword
 
-#: One keyword with its separator. ``re.split`` with this pattern tiles a valid
-#: keyword list exactly: every piece between two matches is empty. That check is the
-#: validation, and the captured groups are the names and value texts.
+#: One keyword with its separator. Matching it repeatedly from position 0 tiles a
+#: valid keyword list exactly (each match starts where the previous one ended and the
+#: last one reaches the end); that is the validation, and the groups are the name and
+#: the value text. It stops at the first position that does not match, so a malformed
+#: line costs one failed match, never a scan from every position.
 _UNIT = re.compile(
     rf"{lexical.WS}({lexical.NAME})(?:{lexical.WS}={lexical.WS}({lexical.VALUES}))?"
     rf"{lexical.WS}(?:;{lexical.WS}|\Z)",
     re.S,
 )
-_split = _UNIT.split
+_match_unit = _UNIT.match
 _MEMBER = re.compile(rf"{lexical.WS}({lexical.VALUE})?{lexical.WS}(?:,|\Z)", re.S)
 _QUOTES = ('"', "'")
 
@@ -57,12 +59,15 @@ _new = tuple.__new__
 
 def parse_keywords_fast(text: str) -> tuple[Keyword, ...] | None:
     """Parse a keyword list, or return None if it is not in the fast path's language."""
-    pieces = _split(text)
-    if any(pieces[::3]):
-        return None
     out = []
     append = out.append
-    for name, vtext in zip(pieces[1::3], pieces[2::3]):
+    pos, end = 0, len(text)
+    while pos < end:
+        m = _match_unit(text, pos)
+        if m is None:
+            return None
+        pos = m.end()
+        name, vtext = m.group(1, 2)
         if not vtext:
             append(_new(Keyword, (name, (), ())))
         elif '"' in vtext or "'" in vtext:

@@ -9,6 +9,8 @@ accept is handed to this grammar, which either parses it or raises
 
 from __future__ import annotations
 
+import re
+
 import pyparsing as pp
 
 from . import lexical
@@ -19,7 +21,8 @@ from .model import Keyword
 def _build() -> pp.ParserElement:
     ws = pp.Regex(r"[ \t]*").suppress()
     name = pp.Regex(lexical.NAME).set_name("keyword name")
-    quoted = pp.Regex(f"{lexical.DQUOTED}|{lexical.SQUOTED}").set_name("quoted string")
+    quoted = pp.Regex(f"{lexical.DQUOTED}|{lexical.SQUOTED}", flags=re.S).set_name(
+        "quoted string")
     bare = pp.Regex(lexical.BARE).set_name("value")
     value = (quoted | bare).set_parse_action(lambda t: [lexical.unquote(t[0])])
     member = pp.Opt(value, default=("", False))
@@ -28,6 +31,7 @@ def _build() -> pp.ParserElement:
     keywords = keyword + pp.ZeroOrMore(ws + pp.Suppress(";") + ws + keyword)
     grammar = ws + pp.Opt(keywords + ws + pp.Opt(pp.Suppress(";") + ws)) + pp.StringEnd()
     grammar.leave_whitespace(recursive=True)
+    grammar.parse_with_tabs()  # columns are characters; a tab inside quotes stays a tab
     return grammar
 
 

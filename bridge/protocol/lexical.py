@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-#: Whitespace between tokens: spaces and tabs (CR/LF are line terminators).
-WS = r"[ \t]*"
+#: Whitespace between tokens: spaces and tabs (CR/LF are line terminators). Possessive,
+#: so that blank runs are never re-split when a match fails (no backtracking blow-up).
+WS = r"[ \t]*+"
 #: Keyword names: a letter or ``_``, then letters, digits, ``_``, ``-``, ``.``.
 NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
 #: Double- and single-quoted strings; a backslash escapes the next character.
@@ -19,7 +20,7 @@ SQUOTED = r"'[^'\\]*(?:\\.[^'\\]*)*'"
 BARE = r"[^ \t,;\"'][^ \t,;]*"
 VALUE = rf"(?:{DQUOTED}|{SQUOTED}|{BARE})"
 #: A value list; members may be empty (``1,,3``).
-VALUES = rf"(?:{VALUE})?(?:{WS},{WS}(?:{VALUE})?)*"
+VALUES = rf"(?:{VALUE})?(?:{WS},{WS}(?:{VALUE})?)*+"
 KEYWORD = rf"{NAME}(?:{WS}={WS}{VALUES})?"
 #: A whole keyword list: ``;``-separated, one optional trailing ``;``.
 KEYWORD_LIST = rf"{WS}(?:{KEYWORD}(?:{WS};{WS}{KEYWORD})*{WS}(?:;{WS})?)?"

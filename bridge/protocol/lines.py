@@ -17,19 +17,19 @@ from .model import ActorCommand, ActorReply, HubCommand, HubReply
 
 _CODE = r"([>iwde:f!IWDE:F!])"
 
-_ACTOR_REPLY = re.compile(rf"[ \t]*(\d+)[ \t]+(\d+)[ \t]+{_CODE}(?:[ \t]+(.*))?\Z", re.S)
+_ACTOR_REPLY = re.compile(rf"[ \t]*([0-9]+)[ \t]+([0-9]+)[ \t]+{_CODE}(?:[ \t]+(.*))?\Z", re.S)
 _HUB_REPLY = re.compile(
-    rf"[ \t]*([A-Za-z_.][A-Za-z0-9_.\-]*)[ \t]+(\d+)[ \t]+([A-Za-z_][A-Za-z0-9_.\-]*)"
+    rf"[ \t]*([A-Za-z_.][A-Za-z0-9_.\-]*)[ \t]+([0-9]+)[ \t]+([A-Za-z_][A-Za-z0-9_.\-]*)"
     rf"[ \t]+{_CODE}(?:[ \t]+(.*))?\Z",
     re.S,
 )
 _ACTOR_COMMAND = re.compile(
-    r"[ \t]*(?:([A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+)[ \t]+)?(?:(\d+)[ \t]+(?:(\d+)[ \t]+)?)?(.*)\Z",
+    r"[ \t]*(?:([A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)+)[ \t]+)?(?:([0-9]+)[ \t]+(?:([0-9]+)[ \t]+)?)?(.*)\Z",
     re.S,
 )
 _DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-_HUB_COMMAND = re.compile(rf"[ \t]*({_DOTTED})[ \t]+(\d+)[ \t]+({_DOTTED})(?:[ \t]+(.*))?\Z", re.S)
-_HUB_COMMAND_NO_CMDR = re.compile(rf"[ \t]*(\d+)[ \t]+({_DOTTED})(?:[ \t]+(.*))?\Z", re.S)
+_HUB_COMMAND = re.compile(rf"[ \t]*({_DOTTED})[ \t]+([0-9]+)[ \t]+({_DOTTED})(?:[ \t]+(.*))?\Z", re.S)
+_HUB_COMMAND_NO_CMDR = re.compile(rf"[ \t]*([0-9]+)[ \t]+({_DOTTED})(?:[ \t]+(.*))?\Z", re.S)
 
 
 _new = tuple.__new__
