@@ -83,11 +83,27 @@ def json_to_value(value: Any) -> tuple[str, bool]:
     return json.dumps(value, separators=(",", ":"), allow_nan=True, ensure_ascii=False), True
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+_NAME_JUNK = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def keyword_name(name: str) -> str:
+    """``name`` as a keyword name every parser reads: other characters become ``_``,
+    and a name that does not start with a letter or ``_`` gets a leading ``_``."""
+    if _NAME.match(name):
+        return name
+    name = _NAME_JUNK.sub("_", name)
+    return name if _NAME.match(name) else "_" + name
+
+
 def json_to_keyword(name: str, value: Any) -> Keyword:
-    """A JSON value as a keyword: lists give several values, ``[]`` a bare keyword."""
+    """A JSON value as a keyword: lists give several values, ``[]`` a bare keyword.
+
+    A JSON key that is not a valid keyword name is made one (:func:`keyword_name`).
+    """
     items = value if isinstance(value, (list, tuple)) else [value]
     pairs = [json_to_value(v) for v in items]
-    return Keyword(name, tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
+    return Keyword(keyword_name(name), tuple(p[0] for p in pairs), tuple(p[1] for p in pairs))
 
 
 def json_to_keywords(body: Mapping[str, Any]) -> tuple[Keyword, ...]:

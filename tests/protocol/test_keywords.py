@@ -319,3 +319,11 @@ def test_non_finite_floats_come_back_as_strings() -> None:
     text = format_keywords(json_to_keywords({"a": float("nan"), "b": float("-inf")}))
     assert text == "a=nan; b=-inf"
     assert keywords_to_json(parse_keywords(text)) == {"a": "nan", "b": "-inf"}
+
+
+def test_json_keys_that_are_not_keyword_names_are_made_into_names():
+    from bridge.protocol import json_to_keywords, parse_keywords
+
+    line = format_keywords(json_to_keywords({"a b": 1, "1x": 2, "": 3, "ok.sub-x": 4, "é": 5}))
+    assert line == "a_b=1; _1x=2; _=3; ok.sub-x=4; _=5"
+    assert [k.name for k in parse_keywords(line)] == ["a_b", "_1x", "_", "ok.sub-x", "_"]
