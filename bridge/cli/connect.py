@@ -14,6 +14,24 @@ from ..core import CommandHandle, Reply
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+def run_client(main: Callable[[], Any]) -> int:
+    """Run a client command's coroutine; connection problems are one line on stderr, exit 2."""
+    import logging
+    import sys
+
+    from ..amqp.connection import AmqpError
+    from ..runtime import run_sync
+
+    logging.basicConfig(level=logging.WARNING, format="bridge: %(levelname)s %(message)s")
+    for noisy in ("aiormq", "aio_pika", "pamqp", "bridge.amqp", "bridge.legacy.tron"):
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
+    try:
+        return int(run_sync(main) or 0)
+    except (OSError, TimeoutError, ConnectionError, AmqpError) as exc:
+        print(f"bridge: cannot connect: {exc}", file=sys.stderr)
+        return 2
+
+
 def add_transport_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--amqp", metavar="URL", default=None,

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from .connect import add_transport_options, session
+from .connect import add_transport_options, run_client, session
 from .render import render_reply
 
 
@@ -26,13 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime import run_sync
-
-    try:
-        return int(run_sync(lambda: send(args)) or 0)
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        print(f"bridge: cannot connect: {exc}", file=sys.stderr)
-        return 2
+    return run_client(lambda: send(args))
 
 
 async def send(args: argparse.Namespace) -> int:

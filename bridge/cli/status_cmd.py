@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .connect import add_transport_options, session
+from .connect import add_transport_options, run_client, session
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,13 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime import run_sync
-
-    try:
-        return int(run_sync(lambda: status(args)) or 0)
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        print(f"bridge: cannot connect: {exc}", file=sys.stderr)
-        return 2
+    return run_client(lambda: status(args))
 
 
 async def status(args: argparse.Namespace) -> int:

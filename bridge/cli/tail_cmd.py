@@ -7,7 +7,7 @@ import asyncio
 import signal
 import sys
 
-from .connect import add_transport_options, session
+from .connect import add_transport_options, run_client, session
 from .render import render_reply
 
 
@@ -25,13 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..runtime import run_sync
-
-    try:
-        return int(run_sync(lambda: tail(args)) or 0)
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        print(f"bridge: cannot connect: {exc}", file=sys.stderr)
-        return 2
+    return run_client(lambda: tail(args))
 
 
 async def tail(args: argparse.Namespace) -> int:
