@@ -108,25 +108,38 @@ class HubCommand:
 
 
 class _Relay:
-    """The reply callback of a routed command: holds replies until ``CmdQueued`` is out."""
+    """The reply callback of a routed command: holds replies until ``CmdQueued`` is out,
+    then writes each one (the hot path of the hub: kept flat on purpose)."""
 
-    __slots__ = ("server", "command", "held")
+    __slots__ = ("server", "command", "held", "prefix")
 
     def __init__(self, server: HubServer, command: HubCommand) -> None:
         self.server = server
         self.command = command
         self.held: list[Reply] | None = []
+        self.prefix = f"{command.commander} {command.mid} {command.actor} "
 
     def __call__(self, reply: Reply) -> None:
         if self.held is not None:
             self.held.append(reply)
-        else:
-            self.server._relayed(self.command, reply)
+            return
+        cmd = self.command
+        if cmd.done:
+            log.debug("%r: reply %s after its end dropped", cmd, reply.code)
+            return
+        code = reply.code
+        keywords = reply.keywords
+        server = self.server
+        server._emit(f"{self.prefix}{code} {keywords_text(keywords)}", cmd.connection)
+        if keywords:
+            server.cache.update(cmd.actor, reply.json)
+        if code in TERMINAL_CODES:
+            server._ended(cmd, code)
 
     def release(self) -> None:
         held, self.held = self.held, None
         for reply in held or ():
-            self.server._relayed(self.command, reply)
+            self(reply)
 
 
 class HubConnection(LineProtocol):
@@ -144,6 +157,7 @@ class HubConnection(LineProtocol):
         self.peer_host = ""
         self.connected = False
         self.closed: asyncio.Future[None] = asyncio.get_event_loop().create_future()
+        self.hears_all = login is None
         self._bad_encoding = False
         self._out: list[bytes] = []
 
@@ -158,10 +172,10 @@ class HubConnection(LineProtocol):
     def logged_in(self) -> bool:
         return self.login is not None and self.login.logged_in
 
-    @property
-    def hears_all(self) -> bool:
-        """False on the authenticated port until login: then only its own replies."""
-        return self.login is None or self.login.logged_in
+    def update_hearing(self) -> None:
+        """:attr:`hears_all` is False on the authenticated port until login: until then
+        the connection gets only the replies to its own commands."""
+        self.hears_all = self.login is None or self.login.logged_in
 
     def connection_made(self) -> None:
         self.connected = True
@@ -388,7 +402,10 @@ class HubServer:
         data = line.encode("utf-8", "replace")
         for conn in self._connections:
             if conn.hears_all or conn is origin:
-                conn.write_data(data)
+                if conn._out:
+                    conn._out.append(data)  # a flush is already scheduled
+                else:
+                    conn.write_data(data)
 
     def _command_reply(self, cmd: HubCommand, code: str, keywords: tuple[Keyword, ...],
                        source: str, private: bool, values: Any = None) -> None:
@@ -410,15 +427,13 @@ class HubServer:
             if keywords and values is not False:
                 self.cache.update(source, values if values is not None else keywords)
         if terminal:
-            cmd.done = True
-            self._in_flight.pop(cmd, None)
-            if cmd.diagnostics:
-                self._emit(cmd_done(cmd.xid, code))
+            self._ended(cmd, code)
 
-    def _relayed(self, cmd: HubCommand, reply: Reply) -> None:
-        keywords = reply.keywords
-        self._command_reply(cmd, reply.code, keywords, cmd.actor, False,
-                            reply.json if keywords else None)
+    def _ended(self, cmd: HubCommand, code: str) -> None:
+        cmd.done = True
+        self._in_flight.pop(cmd, None)
+        if cmd.diagnostics:
+            self._emit(cmd_done(cmd.xid, code))
 
     def _unsolicited(self, actor: str, reply: Reply) -> None:
         keywords = reply.keywords
@@ -570,6 +585,7 @@ class HubServer:
                 [text("why", "please log in.")])).encode("utf-8", "replace"))
             return
         result = conn.login.handle(command)
+        conn.update_hearing()
         keywords = result.keywords
         if result.logged_in and conn.login.client is not None:
             client = conn.login.client
