@@ -19,6 +19,7 @@ from tests.hub.helpers import (
     until,
 )
 from tests.support.aio import aio_test
+from tests.support.ports import free_port
 
 STATUS_INFO = ('shutter=closed; shutter_moves=0; open_time=0.0; limit_switches=F,T; '
                'motor_current=0.125; controller="Bonn shutter v2 (fake)"')
@@ -215,6 +216,19 @@ async def test_commanders_are_announced_and_malformed_lines_keep_the_connection(
 
 
 @aio_test
+async def test_start_nubs_never_hangs_on_an_actor_that_is_not_there():
+    async with running_hub([legacy_route("ghost", free_port())], nub_timeout=0.5) as hub:
+        a = await RawCommander.connect(hub.port, "a.b")
+        lines = await a.call("hub", "startNubs ghost")
+        assert lines[0] == 'a.b 1 hub i text="(re-)starting nub ghost"'
+        assert re.fullmatch(r'a\.b 1 hub w text="failed to start nub ghost: could not connect '
+                            r'to 127\.0\.0\.1:\d+ within 0\.5 s \(still trying\)"', lines[1])
+        assert lines[2:] == ["a.b 1 hub : "]
+        assert "NoTarget" in (await a.call("ghost", "ping"))[-1]
+        await a.close()
+
+
+@aio_test
 async def test_route_changes_are_announced_and_followed():
     async with echo_actor("echo") as echo, echo_actor("echo2") as echo2, running_hub() as hub:
         a = await RawCommander.connect(hub.port, "a.b")
@@ -236,6 +250,13 @@ async def test_route_changes_are_announced_and_followed():
         lines = await a.read_until(lambda l: l == ".echo 0 echo i n=3")
         assert ".echo 0 echo i n=2" not in lines and old_link is not router.target("echo")
         assert (await a.call("echo", "again"))[-1] == "a.b 2 echo : echo=again"
+
+        # A commander that leaves does not take its command with it: the end still goes out.
+        b = await RawCommander.connect(hub.port, "b.c")
+        b.send("echo", "slow 0.3", mid=5)
+        await a.read_until(lambda l: l == "b.c 5 echo > ")
+        await b.close()
+        await a.read_until(lambda l: l == "b.c 5 echo : slept=0.3")
 
         await router.apply(RoutingTable())
         await a.read_until(lambda l: l == '.hub 0 hub i Actors="hub","keys","msg"')
