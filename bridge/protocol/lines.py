@@ -98,12 +98,16 @@ def parse_actor_command(line: str) -> ActorCommand:
     """Parse ``[commander] [[cid] mid] text`` as a legacy actor receives it.
 
     Two leading integers are tron's ``cid mid`` header (the MCP nub): the second
-    is the mid. An empty or blank line raises ProtocolError.
+    is the mid; that form exists only without a commander (after a commander, the
+    second integer is text). An empty or blank line raises ProtocolError.
     """
     line = _strip_eol(line)
     m = _ACTOR_COMMAND.match(line)
     assert m is not None  # the pattern matches every string
     commander, first, second, text = m.groups()
+    if commander is not None and second is not None:
+        text = line[m.start(3):]  # no cid after a commander: the integer is text
+        second = None
     text = text.strip(" \t")
     if not text:
         raise ProtocolError("empty command", line, len(line))
@@ -152,7 +156,7 @@ def format_actor_command(command: ActorCommand) -> str:
     parts = []
     if command.commander:
         parts.append(command.commander)
-    if command.cid is not None and command.mid is not None:
+    if command.cid is not None and command.mid is not None and not command.commander:
         parts.append(str(command.cid))
     if command.mid is not None:
         parts.append(str(command.mid))

@@ -182,7 +182,7 @@ def test_formatted_lines_have_no_terminator() -> None:
     ("a_b.c 5 status", ActorCommand("status", 5, "a_b.c")),
     ("APO._2fast 5 status", ActorCommand("status", 5, "APO._2fast")),
     ("1 12 info", ActorCommand("info", 12, None, 1)),
-    ("APO.john 1 12 info", ActorCommand("info", 12, "APO.john", 1)),
+    ("APO.john 1 12 info", ActorCommand("12 info", 1, "APO.john")),  # no cid after a commander
     ("TUI_3 5 status", ActorCommand("TUI_3 5 status")),
     ("APO.john 5", ActorCommand("5", None, "APO.john")),
     ("APO.john status", ActorCommand("status", None, "APO.john")),
@@ -206,7 +206,8 @@ def test_format_actor_command() -> None:
     assert format_actor_command(ActorCommand("status", 5)) == "5 status"
     assert format_actor_command(ActorCommand("status", 5, "APO.john")) == "APO.john 5 status"
     assert format_actor_command(ActorCommand("info", 12, None, 1)) == "1 12 info"
-    assert format_actor_command(ActorCommand("x", 3, "a.b", 2)) == "a.b 2 3 x"
+    # There is no cid form after a commander: the cid is not written.
+    assert format_actor_command(ActorCommand("x", 3, "a.b", 2)) == "a.b 3 x"
 
 
 @pytest.mark.parametrize("text, position", [("a\nb", 1), ("ab\r", 2)])

@@ -292,7 +292,9 @@ def test_hub_reply_round_trip(commander, mid, actor, code, keywords) -> None:
 @given(st.one_of(st.none(), command_commanders), st.one_of(st.none(), ids), st.booleans(),
        ids, command_texts)
 def test_actor_command_round_trip(commander, mid, with_cid, cid, text) -> None:
-    command = ActorCommand(text, mid, commander, cid if (with_cid and mid is not None) else None)
+    # The cid form exists only without a commander.
+    has_cid = with_cid and mid is not None and not commander
+    command = ActorCommand(text, mid, commander, cid if has_cid else None)
     assert parse_actor_command(format_actor_command(command)) == command
 
 
