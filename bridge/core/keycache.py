@@ -91,7 +91,8 @@ class KeywordCache:
         (converted with the untyped mapping). A keyword seen for the first time counts
         as changed; one reported again with the same value does not.
         """
-        values = keywords if isinstance(keywords, Mapping) else keywords_to_json(keywords)
+        values = keywords if type(keywords) is dict or isinstance(keywords, Mapping) \
+            else keywords_to_json(keywords)
         if not values:
             return []
         entries = self._actors.setdefault(actor, {})
@@ -107,7 +108,8 @@ class KeywordCache:
             if entry.value != value or type(entry.value) is not type(value):
                 changed[name] = value
             entry.name, entry.value, entry.updated = name, value, now
-        self._notify(actor, changed, dict(values))
+        if self._subscriptions:
+            self._notify(actor, changed, dict(values))
         return list(changed)
 
     def clear(self, actor: str | None = None) -> None:
@@ -143,7 +145,7 @@ class KeywordCache:
                 continue
             try:
                 result = sub.callback(actor, dict(payload))
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     asyncio.ensure_future(result)
             except Exception:  # a subscriber must not break the cache or its reporter
                 log.exception("keyword callback %r failed for %s", sub.callback, actor)
