@@ -6,6 +6,8 @@ import argparse
 import json
 
 from ..bench.parse import DEFAULT_LOG, run_parse_benchmark
+from ..bench.relay import add_arguments as add_relay_arguments
+from ..bench.relay import run_cli as run_relay
 from ..bench.timing import format_table
 
 
@@ -19,6 +21,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parse.add_argument("--no-upstream", action="store_true", help="only our parser")
     parse.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parse.set_defaults(run=run_parse)
+    relay = bsub.add_parser(
+        "relay", help="command round trips and reply streams through the bridge vs. direct",
+        description="Start a private broker, real clu peers and the bridge; measure the "
+                    "clu AMQP path, both relay paths and the direct legacy path in one run.")
+    add_relay_arguments(relay)
+    relay.set_defaults(run=run_relay)
 
 
 def run_parse(args: argparse.Namespace) -> int:

@@ -1,0 +1,587 @@
+"""The bridge's relay paths side by side with the direct paths, measured in one run.
+
+Started here, all on 127.0.0.1 (and all stopped again, also on Ctrl-C or an error):
+a private RabbitMQ broker, a real clu ``AMQPActor`` (``camera``), a real clu
+``LegacyActor`` (``shutter``), optionally our own LegacyActor (``ourshutter``), and
+the bridge as a separate process (``bridge serve`` with a generated configuration:
+the legacy actors ``lives = "legacy"`` served on AMQP, the camera ``lives = "amqp"``
+with a ``legacy_port``). The peer programs are in :mod:`bridge.bench.peers`.
+
+Paths (each a different client; the actor is the same process wherever two paths
+share one):
+
+* ``a``: clu ``AMQPClient`` -> RabbitMQ -> clu AMQPActor (the reference);
+* ``b``: clu ``AMQPClient`` -> RabbitMQ -> bridge -> clu LegacyActor;
+* ``c``: raw legacy socket (TCP_NODELAY) -> bridge legacy face -> RabbitMQ -> clu AMQPActor;
+* ``d``: raw legacy socket -> clu LegacyActor (the legacy reference, for context);
+* ``b-ours`` / ``d-ours`` (``ours=True``): as ``b`` / ``d`` with our LegacyActor.
+
+Metrics, per run: ``round trip`` = median over ``count`` sequential ``ping`` commands
+(send to the terminal reply), in ms; ``reply stream`` = one ``spam <stream>`` timed from
+send to its ``:``, in replies/s (every reply of the command counted). Each row reports
+the median, min and max over ``runs`` runs; round trips also the p99 of all samples.
+A warm-up run (small counts) comes first and is not counted. Runs are interleaved path
+by path (the order rotates each run) so that machine noise hits every path alike.
+
+The clu client runs in its own process (:mod:`bridge.bench.peers.clu_client`), so the
+socket clients here are never slowed by it: every clu client hears every reply on the
+exchange and parses it. Legacy sockets connect for each measurement and close after
+it, so that no idle connection receives the bridge's mirrored camera traffic.
+
+``python -m bridge.bench.relay`` or ``bridge bench relay`` print the table.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import json
+import os
+import platform
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+LOOPBACK = "127.0.0.1"
+CAMERA = "camera"
+SHUTTER = "shutter"
+OUR_SHUTTER = "ourshutter"
+CLIENT = "relaybench"
+TERMINAL = frozenset(b":fF!")
+TIMEOUT = 60.0
+
+#: Every path: key -> (description, kind of client, actor name seen by the client).
+PATHS: dict[str, tuple[str, str, str]] = {
+    "a": ("clu AMQPClient -> clu AMQPActor", "amqp", CAMERA),
+    "b": ("clu AMQPClient -> bridge -> clu LegacyActor", "amqp", SHUTTER),
+    "c": ("legacy socket -> bridge -> clu AMQPActor", "legacy", CAMERA),
+    "d": ("legacy socket -> clu LegacyActor", "legacy", SHUTTER),
+    "b-ours": ("clu AMQPClient -> bridge -> our LegacyActor", "amqp", OUR_SHUTTER),
+    "d-ours": ("legacy socket -> our LegacyActor", "legacy", OUR_SHUTTER),
+}
+#: Goals of the relay (issue 4): (b) and (c) round trips no slower than (a)...
+RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
+#: ... and the bridge relays at least this many replies per second.
+STREAM_GOAL = 10_000.0
+
+
+class BenchError(RuntimeError):
+    """A peer did not start, a command failed, or a prerequisite is missing."""
+
+
+# -- results ----------------------------------------------------------------------------------
+
+@dataclass
+class Row:
+    """One metric of one path: a value per run (and, for round trips, every sample)."""
+
+    path: str
+    metric: str  # "round trip" or "reply stream"
+    unit: str
+    runs: list[float] = field(default_factory=list)
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs)
+
+    @property
+    def p99(self) -> float | None:
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    @property
+    def description(self) -> str:
+        return PATHS[self.path][0]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "description": self.description, "metric": self.metric,
+                "unit": self.unit, "median": self.median, "min": min(self.runs),
+                "max": max(self.runs), "p99": self.p99, "runs": self.runs,
+                "samples": len(self.samples)}
+
+
+@dataclass
+class RelayResult:
+    """Every row of one benchmark run, the settings and the machine it ran on."""
+
+    rows: list[Row]
+    settings: dict[str, Any]
+    machine: dict[str, Any]
+
+    def row(self, path: str, metric: str) -> Row | None:
+        return next((r for r in self.rows if r.path == path and r.metric == metric), None)
+
+    def ratios(self) -> dict[str, float]:
+        """Round-trip median ratios such as ``"b/a"`` (below 1: faster than the reference)."""
+        out = {}
+        for num, den in RATIOS:
+            n, d = self.row(num, "round trip"), self.row(den, "round trip")
+            if n is not None and d is not None:
+                out[f"{num}/{den}"] = n.median / d.median
+        return out
+
+    def goals(self) -> dict[str, bool]:
+        """Whether each goal of the relay is met in this run."""
+        out = {f"round trip {k} <= 1": v <= 1.0 for k, v in self.ratios().items()}
+        for path in ("b", "b-ours"):
+            row = self.row(path, "reply stream")
+            if row is not None:
+                out[f"reply stream {path} >= {STREAM_GOAL:,.0f}/s"] = row.median >= STREAM_GOAL
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings, "machine": self.machine,
+                "rows": [r.as_dict() for r in self.rows], "ratios": self.ratios(),
+                "goals": self.goals()}
+
+
+def format_relay(result: RelayResult) -> str:
+    """A plain-text table, the round-trip ratios and the goals."""
+    lines = [f"{'path':<7} {'':<46} {'metric':<13} {'unit':>9} {'median':>10} {'min':>10} "
+             f"{'max':>10} {'p99':>8}"]
+    for r in result.rows:
+        p99 = f"{r.p99:8.2f}" if r.p99 is not None else f"{'':>8}"
+        fmt = "10,.3f" if r.unit == "ms" else "10,.0f"
+        lines.append(f"({r.path + ')':<6} {r.description:<46} {r.metric:<13} {r.unit:>9} "
+                     f"{r.median:{fmt}} {min(r.runs):{fmt}} {max(r.runs):{fmt}} {p99}")
+    ratios = result.ratios()
+    if ratios:
+        lines.append("round-trip ratios (median / median; below 1 = faster than (a)): "
+                     + ", ".join(f"({k.replace('/', ')/(')}) {v:.2f}" for k, v in ratios.items()))
+    for name, met in result.goals().items():
+        lines.append(f"goal {name}: {'met' if met else 'NOT met'}")
+    s = result.settings
+    lines.append(f"{s['runs']} runs x {s['count']} round trips, spam {s['stream']}; "
+                 f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
+    return "\n".join(lines)
+
+
+# -- processes --------------------------------------------------------------------------------
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGKILL if the benchmark process dies without cleaning up."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Program:
+    """A peer program in its own session, output in ``<log_dir>/<name>.log``.
+
+    ``pipe=True`` keeps stdin/stdout as pipes (request/answer lines) and sends only
+    stderr to the log; the READY line is then read from stdout.
+    """
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, pipe: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_dir / f"{name}.log"
+        self.pipe = pipe
+        self.env = env
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE if self.pipe else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.pipe else log, stderr=log,
+                start_new_session=True, env=self.env,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(text[-lines:])
+
+    def _failed(self, why: str) -> BenchError:
+        return BenchError(f"{self.name}: {why}\n--- {self.log_path} ---\n{self.log_tail()}")
+
+    def wait_ready(self, timeout: float = 60.0, ready_file: Path | None = None) -> str:
+        """Wait for the READY line (or for ``ready_file`` to exist); return it."""
+        assert self.popen is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise self._failed(f"exited with status {self.popen.returncode} before READY")
+            if time.monotonic() > deadline:
+                raise self._failed(f"not ready after {timeout:g} s")
+            if ready_file is not None:
+                if ready_file.exists():
+                    return ready_file.read_text()
+            elif self.pipe:
+                assert self.popen.stdout is not None
+                if select.select([self.popen.stdout], [], [], 0.1)[0]:
+                    line = self.popen.stdout.readline().decode(errors="replace")
+                    if line.startswith("READY"):
+                        return line.strip()
+                continue
+            else:
+                try:
+                    for line in self.log_path.read_text(errors="replace").splitlines():
+                        if line.startswith("READY"):
+                            return line
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+    def request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one JSON request line (``pipe=True``) and return the JSON answer."""
+        assert self.popen is not None and self.popen.stdin and self.popen.stdout
+        self.popen.stdin.write(json.dumps(payload).encode() + b"\n")
+        self.popen.stdin.flush()
+        line = self.popen.stdout.readline()
+        if not line:
+            raise self._failed("exited instead of answering")
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise BenchError(f"{self.name}: {payload} failed: {answer.get('error')}")
+        return answer
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the program's process group; SIGKILL it after ``timeout`` s."""
+        p = self.popen
+        if p is None or p.poll() is not None:
+            return
+        if self.pipe and p.stdin is not None:
+            try:
+                p.stdin.write(b'{"op": "quit"}\n')
+                p.stdin.close()
+                p.wait(5)
+                return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                p.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def _python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def _environment() -> dict[str, str]:
+    """The children import this very package, even when run from a checkout."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def bridge_config(amqp_url: str, shutter_port: int, face_port: int,
+                  our_port: int | None = None) -> str:
+    """The TOML configuration of the bridge under test."""
+    text = (f'name = "benchbridge"\n\n[amqp]\nurl = "{amqp_url}"\n\n'
+            f'[actors.{SHUTTER}]\nlives = "legacy"\nport = {shutter_port}\n\n'
+            f'[actors.{CAMERA}]\nlives = "amqp"\nlegacy_port = {face_port}\n')
+    if our_port is not None:
+        text += f'\n[actors.{OUR_SHUTTER}]\nlives = "legacy"\nport = {our_port}\n'
+    return text
+
+
+@dataclass
+class Peers:
+    """Where the benchmark reaches each actor, and the clu client worker."""
+
+    client: Program
+    ports: dict[str, int]  # legacy path key -> TCP port
+
+
+@contextmanager
+def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterator[Peers]:
+    """Start broker, actors, bridge and clu client; stop them all on exit."""
+    if importlib.util.find_spec("clu") is None:
+        from .peers._common import CLU_MISSING
+
+        raise BenchError(CLU_MISSING)
+    from ..service.broker import BrokerError, RabbitMQBroker, free_port, rabbitmq_available
+
+    if not rabbitmq_available():
+        raise BenchError("rabbitmq-server is not installed (Debian: apt-get install "
+                         "rabbitmq-server); the benchmark runs its own private broker")
+    env = _environment()
+    with ExitStack() as stack:
+        say("starting a private RabbitMQ broker")
+        broker = RabbitMQBroker(node_prefix="relaybench")
+        stack.callback(broker.cleanup)
+        try:
+            broker.start()
+        except BrokerError as exc:
+            raise BenchError(str(exc)) from None
+        url = broker.url
+        say("starting the clu actors")
+        shutter_port, face_port = free_port(), free_port()
+        our_port = free_port() if ours else None
+        actors = [
+            Program(CAMERA, _python_module("bridge.bench.peers.clu_camera", "--url", url,
+                                           "--name", CAMERA), state, env=env),
+            Program(SHUTTER, _python_module("bridge.bench.peers.clu_shutter", "--port",
+                                            str(shutter_port), "--name", SHUTTER),
+                    state, env=env),
+        ]
+        if our_port is not None:
+            actors.append(Program(OUR_SHUTTER, _python_module(
+                "bridge.bench.peers.our_shutter", "--port", str(our_port), "--name",
+                OUR_SHUTTER), state, env=env))
+        for program in actors:  # started together, waited for in turn
+            program.start()
+            stack.callback(program.stop)
+        for program in actors:
+            program.wait_ready()
+        say("starting the bridge")
+        config = state / "bridge.toml"
+        config.write_text(bridge_config(url, shutter_port, face_port, our_port))
+        ready = state / "bridge.ready"
+        bridge = Program("bridge", _python_module(
+            "bridge.cli.main", "serve", "--config", str(config), "--ready-file", str(ready)),
+            state, env=env)
+        bridge.start()
+        stack.callback(bridge.stop)
+        client = Program("clu-client", _python_module("bridge.bench.peers.clu_client", "--url",
+                                                      url, "--name", CLIENT),
+                         state, pipe=True, env=env)
+        client.start()
+        stack.callback(client.stop)
+        bridge.wait_ready(ready_file=ready)
+        client.wait_ready()
+        ports = {"c": face_port, "d": shutter_port}
+        if our_port is not None:
+            ports["d-ours"] = our_port
+        peers = Peers(client, ports)
+        _wait_until_relayed(peers, ours)
+        yield peers
+
+
+def _wait_until_relayed(peers: Peers, ours: bool, timeout: float = 30.0) -> None:
+    """Until the bridge has connected to the legacy actors, ``ping`` through it fails."""
+    deadline = time.monotonic() + timeout
+    for path in ("b", "b-ours") if ours else ("b",):
+        while True:
+            try:
+                peers.client.request({"op": "round_trips", "actor": PATHS[path][2], "n": 1})
+                break
+            except BenchError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+# -- the legacy socket client -----------------------------------------------------------------
+
+class LineClient:
+    """A blocking legacy client (TCP_NODELAY): ``<mid> <text>`` out, ``<cid> <mid> <code>`` in."""
+
+    def __init__(self, port: int, timeout: float = TIMEOUT) -> None:
+        self.sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+        self.mid = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> LineClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def command(self, text: str) -> int:
+        """Send ``text`` with a new mid; read to its terminal reply; return how many
+        replies it had. Lines of other mids (the greeting, broadcasts) are skipped."""
+        self.mid += 1
+        mid = b"%d" % self.mid
+        self.sock.sendall(mid + b" " + text.encode() + b"\n")
+        replies = 0
+        while True:
+            chunk = self.sock.recv(1 << 18)
+            if not chunk:
+                raise BenchError("the actor closed the connection")
+            lines = (self.buffer + chunk).split(b"\n")
+            self.buffer = lines.pop()
+            for line in lines:
+                parts = line.split(b" ", 3)
+                if len(parts) < 3 or parts[1] != mid:
+                    continue
+                replies += 1
+                code = parts[2][:1]
+                if code and code[0] in TERMINAL:
+                    if code != b":":
+                        raise BenchError(f"{text!r} failed: {line.decode(errors='replace')}")
+                    return replies
+
+
+def legacy_round_trips(port: int, n: int) -> list[float]:
+    """``n`` sequential ``ping`` on a new connection; each round trip in ms."""
+    samples = []
+    with LineClient(port) as client:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            client.command("ping")
+            samples.append((time.perf_counter() - t0) * 1e3)
+    return samples
+
+
+def legacy_stream(port: int, n: int) -> tuple[int, float]:
+    """One ``spam n`` on a new connection: (replies, seconds from send to ``:``)."""
+    with LineClient(port) as client:
+        client.command("ping")  # connected and greeted: not part of the timing
+        t0 = time.perf_counter()
+        replies = client.command(f"spam {n}")
+        seconds = time.perf_counter() - t0
+    if replies < n + 1:
+        raise BenchError(f"spam {n}: only {replies} replies")
+    return replies, seconds
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+def _round_trips(peers: Peers, path: str, n: int) -> list[float]:
+    _, kind, actor = PATHS[path]
+    if kind == "amqp":
+        return peers.client.request({"op": "round_trips", "actor": actor, "n": n})["samples_ms"]
+    return legacy_round_trips(peers.ports[path], n)
+
+
+def _stream(peers: Peers, path: str, n: int) -> float:
+    _, kind, actor = PATHS[path]
+    if kind == "amqp":
+        answer = peers.client.request({"op": "stream", "actor": actor, "n": n})
+        return answer["replies"] / answer["seconds"]
+    replies, seconds = legacy_stream(peers.ports[path], n)
+    return replies / seconds
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
+                            "platform": platform.platform()}
+    try:
+        info["loadavg"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        pass
+    return info
+
+
+def run_relay_benchmark(runs: int = 5, count: int = 500, stream: int = 2000,
+                        ours: bool = False,
+                        progress: Callable[[str], Any] | None = None,
+                        log_dir: str | os.PathLike[str] | None = None) -> RelayResult:
+    """Start every peer, measure every path ``runs`` times, stop everything.
+
+    ``count``: round trips per run and path; ``stream``: replies of each ``spam``.
+    ``ours`` adds the paths through our own LegacyActor. The peers' logs go to
+    ``log_dir`` (kept), else to a temporary directory (removed). Raises
+    :class:`BenchError` if a prerequisite is missing or a peer fails.
+    """
+    if runs < 1 or count < 1 or stream < 1:
+        raise ValueError("runs, count and stream must be at least 1")
+    say = progress or (lambda _msg: None)
+    paths = [p for p in PATHS if ours or not p.endswith("-ours")]
+    rows = {(p, m): Row(p, m, "ms" if m == "round trip" else "replies/s")
+            for m in ("round trip", "reply stream") for p in paths}
+    machine = machine_info()
+    with _sigterm_as_interrupt(), _state_dir(log_dir) as state, \
+            running_peers(state, ours, say) as peers:
+        for run in range(-1, runs):  # run -1: warm-up, not counted
+            say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
+            order = paths[run % len(paths):] + paths[:run % len(paths)] if run >= 0 else paths
+            for path in order:
+                samples = _round_trips(peers, path, count if run >= 0 else min(count, 20))
+                if run >= 0:
+                    rows[path, "round trip"].runs.append(statistics.median(samples))
+                    rows[path, "round trip"].samples.extend(samples)
+            for path in order:
+                rate = _stream(peers, path, stream if run >= 0 else min(stream, 200))
+                if run >= 0:
+                    rows[path, "reply stream"].runs.append(rate)
+    settings = {"runs": runs, "count": count, "stream": stream, "ours": ours}
+    return RelayResult(list(rows.values()), settings, machine)
+
+
+@contextmanager
+def _state_dir(log_dir: str | os.PathLike[str] | None) -> Iterator[Path]:
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(log_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
+        yield Path(tmp)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the benchmark like Ctrl-C does (peers are stopped on the way out)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bridge.bench.relay", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    return run_cli(ap.parse_args(argv))
+
+
+def add_arguments(ap: Any) -> None:
+    """The command-line options of the relay benchmark (shared with ``bridge bench relay``)."""
+    ap.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
+    ap.add_argument("--count", type=int, default=500, help="round trips per run and path")
+    ap.add_argument("--stream", type=int, default=2000, help="replies of each `spam N`")
+    ap.add_argument("--ours", action="store_true",
+                    help="also measure through our own LegacyActor")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ap.add_argument("--logs", default=None, metavar="DIR",
+                    help="keep the peers' and the bridge's logs in DIR")
+
+
+def run_cli(args: Any, out: IO[str] | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        result = run_relay_benchmark(args.runs, args.count, args.stream, args.ours,
+                                     lambda msg: print(msg, file=sys.stderr, flush=True),
+                                     args.logs)
+    except BenchError as exc:
+        print(f"bridge bench relay: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.as_dict()) if args.json else format_relay(result), file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
