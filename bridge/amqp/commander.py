@@ -45,6 +45,7 @@ from bridge.amqp.connection import (
     QueueInUse,
     Unroutable,
 )
+from bridge.amqp.presence import amqp_actor_present as actor_present
 from bridge.amqp.wire import command_to_message, incoming_reply, reply_from_message
 from bridge.core.commands import CommandHandle, CommandTable, ReplyCallback
 from bridge.core.replies import Reply
@@ -64,6 +65,9 @@ from bridge.protocol.clu_messages import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How often actors with commands in flight are checked for presence (seconds).
+DEFAULT_WATCH_INTERVAL = 1.0
 
 #: ``listener(reply)`` for every reply heard on ``reply.#`` (sync or async).
 ReplyListener = Callable[[Reply], Any]
@@ -97,10 +101,13 @@ class AmqpCommander:
         name: str,
         *,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        watch_interval: float | None = DEFAULT_WATCH_INTERVAL,
     ) -> None:
         self.connection = connection
         self.name = check_name(name)
         self.publish_timeout = publish_timeout
+        self.watch_interval = watch_interval
+        self._watchdog: asyncio.Task[None] | None = None
         self.queue_name = replies_queue_name(name)
         #: Commands in flight by command id; an entry goes when its command ends.
         self.running: CommandTable[str] = CommandTable()
@@ -136,12 +143,17 @@ class AmqpCommander:
             self._channel = None
             raise
         self.connection.on_disconnect(self._on_disconnect)
+        if self.watch_interval:
+            self._watchdog = asyncio.ensure_future(self._watch_actors())
         return self
 
     async def stop(self) -> None:
         """Fail commands in flight, stop consuming, delete the replies queue."""
         if self._channel is None:
             return
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self.connection.remove_listener(self._on_disconnect)
         self.running.fail_all(f"commander {self.name!r} stopped before the command finished")
         for task in list(self._publishing):
@@ -278,6 +290,36 @@ class AmqpCommander:
             handle.fail(f"Could not send the command to {actor!r}: {exc}")
         except Exception as exc:
             handle.fail(f"Could not send the command to {actor!r}: {exc!r}")
+
+    async def _watch_actors(self) -> None:
+        """Fail the commands of an actor that went away (its commands queue has no consumer).
+
+        A clu actor's commands queue is exclusive: when the actor's connection dies the
+        broker deletes it, and the replies of its commands in flight can never come. clu
+        clients then wait forever; we fail those commands within ``watch_interval``.
+        """
+        assert self.watch_interval
+        while True:
+            await asyncio.sleep(self.watch_interval)
+            if not self.running or not self.connection.connected:
+                continue
+            actors = {h.actor for h in (self.running.get(k) for k in self.running) if h}
+            for actor in actors:
+                try:
+                    present = await actor_present(self.connection, actor)
+                except Exception as exc:  # broker trouble: the disconnect path handles it
+                    log.debug("%s: presence check of %s failed: %r", self.name, actor, exc)
+                    continue
+                if present:
+                    continue
+                gone = [h for h in (self.running.get(k) for k in self.running)
+                        if h is not None and h.actor == actor]
+                if gone:
+                    log.warning("%s: actor %s went away; failing %d command(s)", self.name,
+                                actor, len(gone))
+                for handle in gone:
+                    handle.fail(f"Actor {actor!r} went away while the command was running "
+                                "(no consumer on its command queue).")
 
     def _on_disconnect(self, exc: BaseException | None) -> None:
         if self.running:

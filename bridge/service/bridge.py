@@ -39,7 +39,7 @@ from ..relay.hub_target import HubTarget
 from ..relay.legacy_face import LegacyFace
 from .config import ActorConfig, BridgeConfig, load_config
 from .control import ControlActor
-from .presence import amqp_actor_present
+from ..amqp.presence import amqp_actor_present
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 
 import aiormq
 
-from ..amqp.connection import AmqpConnection
+from .connection import AmqpConnection
 from ..protocol.clu_messages import commands_queue_name
 
 log = logging.getLogger(__name__)
