@@ -611,6 +611,8 @@ class HubServer:
             return
         self._watch_targets()
         self.check_actors()
+        if event == "side":  # a prefer-AMQP actor switched sides: tell every commander
+            self.inform(*self.verbs.route_keywords(actor))
 
     def _watch_targets(self) -> None:
         for actor, part in self.mirror.sync():

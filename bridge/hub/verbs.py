@@ -71,7 +71,17 @@ class HubVerbs:
         cmd.inform(self._version())
         self.actors(cmd, args, finish=False)
         self.commanders(cmd, args, finish=False)
+        for actor in self.server.router.table.actors():
+            cmd.inform(*self.route_keywords(actor))
         cmd.finish()
+
+    def route_keywords(self, actor: str) -> tuple[Keyword, ...]:
+        """``route=<actor>,<where it lives>,<side commands go to now>`` (not in tron)."""
+        router = self.server.router
+        route = router.table.get(actor)
+        kind = route.kind if route is not None else "none"
+        side = router.side(actor) or kind
+        return (Keyword("route", (actor, kind, side)),)
 
     def version(self, cmd: HubCommand, _args: list[str]) -> None:
         cmd.finish(self._version())

@@ -268,9 +268,12 @@ class Bridge:
         if hub.auth_port is not None:
             from ..hub.auth import AuthConfig
 
-            auth = AuthConfig.load(hub.passwords, hub.programs)
+            if hub.passwords is None:
+                raise ValueError("hub.auth_port needs hub.passwords (a tronpass-style file)")
+            auth = AuthConfig.load(hub.passwords, hub.programs, port=hub.auth_port)
         self.hub_server = HubServer(self.router, cache=self.cache, host=hub.host, port=hub.port,
-                                    auth=auth)
+                                    auth=auth, name=self.config.name,
+                                    time_limit=self.config.command_time_limit)
         await self.hub_server.start()
 
     def _on_route_event(self, actor: str, description: str, event: str) -> None:

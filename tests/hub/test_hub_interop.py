@@ -89,6 +89,8 @@ def normalize(line: str) -> tuple[Any, ...] | None:
     if reply.actor == "perms":
         return None  # we have no perms actor
     values = keywords_to_json(reply.keywords)
+    if reply.actor == "hub" and list(values) == ["route"]:
+        return None  # our addition to `hub status`: where each routed actor lives now
     for name, value in values.items():
         listed = value if isinstance(value, list) else [value]
         if name == "CmdQueued":  # xid, time, actor-side mid
