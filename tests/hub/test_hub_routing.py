@@ -94,7 +94,8 @@ async def test_hub_verbs_and_keys(start_clu_shutter):
                 lines = await a.call("hub", verb)
                 assert [l.split(" ", 4)[4] for l in lines] == [
                     'version="9.8.7"', 'Actors="hub","keys","msg","shutter"',
-                    'Commanders="client.v1","client.v2"', "users", ""]
+                    'Commanders="client.v1","client.v2"', "users",
+                    "route=shutter,legacy,legacy", ""]
             assert await a.call("hub", "") == ["a.b 6 hub : "]
             assert await a.call("hub", "dbg") == ['a.b 7 hub f hubTxt="No command named dbg"']
             msg = await a.call("msg", "hello world")
