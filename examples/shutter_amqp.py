@@ -46,8 +46,10 @@ async def close_(command):
 @command_parser.command()
 async def status(command):
     """Report the shutter state."""
-    return command.finish(shutter=STATE["shutter"], shutter_moves=STATE["moves"],
-                          controller="clu AMQP shutter")
+    command.info(shutter=STATE["shutter"], shutter_moves=STATE["moves"],
+                 limit_switches=[STATE["shutter"] == "open", STATE["shutter"] == "closed"],
+                 motor_current=0.125, controller="clu AMQP shutter")
+    return command.finish()
 
 
 async def main() -> None:

@@ -1,31 +1,37 @@
-"""Is an AMQP actor running? (Does ``<actor>_commands`` exist with a consumer?)"""
+"""Is an AMQP (clu) actor running? Its exclusive ``<actor>_commands`` queue tells."""
 
 from __future__ import annotations
 
 import logging
 
+import aio_pika
 import aiormq
 
-from .connection import AmqpConnection
 from ..protocol.clu_messages import commands_queue_name
+from .connection import AmqpConnection
 
 log = logging.getLogger(__name__)
 
 
 async def amqp_actor_present(connection: AmqpConnection, actor: str) -> bool:
-    """True if a clu actor named ``actor`` consumes its commands queue right now.
+    """True if a clu actor named ``actor`` holds its commands queue right now.
 
-    Uses a passive queue declaration on a short-lived channel (a missing queue closes
-    that channel, which is why it is not one of the long-lived ones).
+    A passive declaration on a throw-away, non-robust channel (the broker closes the
+    channel when the answer is "no such queue" or "locked"): a queue that does not exist
+    means no actor; one that is locked is the exclusive queue of another connection, i.e.
+    a live clu actor; one we can see is ours, present if it has a consumer.
     """
     if not connection.connected:
         return False
-    channel = await connection.robust_connection.channel()
+    probe = aio_pika.Channel(connection.robust_connection, publisher_confirms=False)
+    await probe.initialize(timeout=connection.connect_timeout)
     try:
-        queue = await channel.declare_queue(commands_queue_name(actor), passive=True)
+        queue = await probe.declare_queue(commands_queue_name(actor), passive=True)
         return bool(queue.declaration_result.consumer_count)
     except aiormq.exceptions.ChannelNotFoundEntity:
         return False
+    except aiormq.exceptions.ChannelLockedResource:
+        return True
     finally:
-        if not channel.is_closed:
-            await channel.close()
+        if not probe.is_closed:
+            await probe.close()

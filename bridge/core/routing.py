@@ -131,6 +131,8 @@ class Router:
         self._draining: set[asyncio.Task[None]] = set()
         self._listeners: list[Callable[[str, str, str], Any]] = []
         self._amqp_presence = amqp_presence
+        #: How long a reload waits for a replaced route's new target to connect.
+        self.switch_timeout = 5.0
         self._pending_table = table
 
     # -- lifecycle -------------------------------------------------------------------
@@ -160,6 +162,10 @@ class Router:
                 continue
             target = self._build(route)
             await _maybe_call(target, "start")
+            if current is not None:
+                # A replaced route: switch only once the new target can take commands, so
+                # that a reload does not fail the commands sent meanwhile.
+                await _wait_connected(target, self.switch_timeout)
             new_live[route.actor] = _Live(route, target)
             (changed if current is not None else added).append(route.actor)
         for actor, entry in self._live.items():
@@ -347,6 +353,14 @@ class PreferAmqpTarget:
 def no_target(actor: str) -> str:
     """Tron's text for a command to an actor nobody knows."""
     return f"the target named {actor} is not connected"
+
+
+async def _wait_connected(target: Any, timeout: float) -> None:
+    """Wait until ``target.connected`` (if it has that attribute) or ``timeout`` seconds."""
+    loop = asyncio.get_event_loop()
+    deadline = loop.time() + timeout
+    while not getattr(target, "connected", True) and loop.time() < deadline:
+        await asyncio.sleep(0.02)
 
 
 async def _maybe_call(obj: Any, method: str) -> None:
