@@ -105,6 +105,7 @@ async def test_prefer_amqp_switches_both_ways_and_falls_back_on_unroutable():
     assert (await target.send_command("shutter", "s")).keywords["side"] == "amqp"
     # The AMQP actor vanished between two polls: the command still ends on the legacy side.
     amqp.routable = False
+    present["shutter"] = False
     handle = await target.send_command("shutter", "s")
     assert handle.succeeded and handle.keywords["side"] == "legacy"
     assert [r.code for r in handle.replies] == ["i", ":"]
