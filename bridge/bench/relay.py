@@ -18,7 +18,11 @@ share one):
 
 Metrics, per run: ``round trip`` = median over ``count`` sequential ``ping`` commands
 (send to the terminal reply), in ms; ``reply stream`` = one ``spam <stream>`` timed from
-send to its ``:``, in replies/s (every reply of the command counted). Each row reports
+send to its ``:``, in replies/s (every reply of the command counted); for the AMQP paths
+also ``stream, raw AMQP``: the same through a plain aio-pika consumer (``no_ack``, no
+prefetch limit, bound to its own replies only), because clu's client (prefetch 1, one
+ack per reply) caps what it can receive: that row shows what the actor or the bridge
+delivers, and checks that the replies arrive in order. Each row reports
 the median, min and max over ``runs`` runs; round trips also the p99 of all samples.
 A warm-up run (small counts) comes first and is not counted. Runs are interleaved path
 by path (the order rotates each run) so that machine noise hits every path alike.
@@ -70,6 +74,8 @@ PATHS: dict[str, tuple[str, str, str]] = {
     "b-ours": ("clu AMQPClient -> bridge -> our LegacyActor", "amqp", OUR_SHUTTER),
     "d-ours": ("legacy socket -> our LegacyActor", "legacy", OUR_SHUTTER),
 }
+ROUND_TRIP, STREAM, RAW_STREAM = "round trip", "reply stream", "stream, raw AMQP"
+METRICS = (ROUND_TRIP, STREAM, RAW_STREAM)
 #: Goals of the relay (issue 4): (b) and (c) round trips no slower than (a)...
 RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
 #: ... and the bridge relays at least this many replies per second.
@@ -87,7 +93,7 @@ class Row:
     """One metric of one path: a value per run (and, for round trips, every sample)."""
 
     path: str
-    metric: str  # "round trip" or "reply stream"
+    metric: str  # one of METRICS
     unit: str
     runs: list[float] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)
@@ -105,7 +111,9 @@ class Row:
 
     @property
     def description(self) -> str:
-        return PATHS[self.path][0]
+        text = PATHS[self.path][0]
+        return text.replace("clu AMQPClient", "aio-pika consumer") if self.metric == RAW_STREAM \
+            else text
 
     def as_dict(self) -> dict[str, Any]:
         return {"path": self.path, "description": self.description, "metric": self.metric,
@@ -129,18 +137,20 @@ class RelayResult:
         """Round-trip median ratios such as ``"b/a"`` (below 1: faster than the reference)."""
         out = {}
         for num, den in RATIOS:
-            n, d = self.row(num, "round trip"), self.row(den, "round trip")
+            n, d = self.row(num, ROUND_TRIP), self.row(den, ROUND_TRIP)
             if n is not None and d is not None:
                 out[f"{num}/{den}"] = n.median / d.median
         return out
 
     def goals(self) -> dict[str, bool]:
-        """Whether each goal of the relay is met in this run."""
+        """Whether each goal of the relay is met in this run. The reply-stream goal is
+        the bridge's (legacy actor -> AMQP), so it is judged with the raw consumer; the
+        clu client's own limit is in the table beside it."""
         out = {f"round trip {k} <= 1": v <= 1.0 for k, v in self.ratios().items()}
         for path in ("b", "b-ours"):
-            row = self.row(path, "reply stream")
+            row = self.row(path, RAW_STREAM)
             if row is not None:
-                out[f"reply stream {path} >= {STREAM_GOAL:,.0f}/s"] = row.median >= STREAM_GOAL
+                out[f"{RAW_STREAM} ({path}) >= {STREAM_GOAL:,.0f}/s"] = row.median >= STREAM_GOAL
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -151,12 +161,12 @@ class RelayResult:
 
 def format_relay(result: RelayResult) -> str:
     """A plain-text table, the round-trip ratios and the goals."""
-    lines = [f"{'path':<7} {'':<46} {'metric':<13} {'unit':>9} {'median':>10} {'min':>10} "
+    lines = [f"{'path':<7} {'':<46} {'metric':<16} {'unit':>9} {'median':>10} {'min':>10} "
              f"{'max':>10} {'p99':>8}"]
     for r in result.rows:
         p99 = f"{r.p99:8.2f}" if r.p99 is not None else f"{'':>8}"
         fmt = "10,.3f" if r.unit == "ms" else "10,.0f"
-        lines.append(f"({r.path + ')':<6} {r.description:<46} {r.metric:<13} {r.unit:>9} "
+        lines.append(f"({r.path + ')':<6} {r.description:<46} {r.metric:<16} {r.unit:>9} "
                      f"{r.median:{fmt}} {min(r.runs):{fmt}} {max(r.runs):{fmt}} {p99}")
     ratios = result.ratios()
     if ratios:
@@ -284,11 +294,16 @@ def _python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def _environment() -> dict[str, str]:
+#: Set in every peer's environment to the benchmark's state directory (to find leftovers).
+STATE_VARIABLE = "BRIDGE_BENCH_STATE"
+
+
+def _environment(state: Path) -> dict[str, str]:
     """The children import this very package, even when run from a checkout."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env[STATE_VARIABLE] = str(state)
     return env
 
 
@@ -309,6 +324,7 @@ class Peers:
 
     client: Program
     ports: dict[str, int]  # legacy path key -> TCP port
+    programs: dict[str, Program]  # every program started, by name
 
 
 @contextmanager
@@ -323,7 +339,7 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
     if not rabbitmq_available():
         raise BenchError("rabbitmq-server is not installed (Debian: apt-get install "
                          "rabbitmq-server); the benchmark runs its own private broker")
-    env = _environment()
+    env = _environment(state)
     with ExitStack() as stack:
         say("starting a private RabbitMQ broker")
         broker = RabbitMQBroker(node_prefix="relaybench")
@@ -371,7 +387,7 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         ports = {"c": face_port, "d": shutter_port}
         if our_port is not None:
             ports["d-ours"] = our_port
-        peers = Peers(client, ports)
+        peers = Peers(client, ports, {p.name: p for p in [*actors, bridge, client]})
         _wait_until_relayed(peers, ours)
         yield peers
 
@@ -467,10 +483,10 @@ def _round_trips(peers: Peers, path: str, n: int) -> list[float]:
     return legacy_round_trips(peers.ports[path], n)
 
 
-def _stream(peers: Peers, path: str, n: int) -> float:
+def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> float:
     _, kind, actor = PATHS[path]
     if kind == "amqp":
-        answer = peers.client.request({"op": "stream", "actor": actor, "n": n})
+        answer = peers.client.request({"op": "stream", "actor": actor, "n": n, "raw": raw})
         return answer["replies"] / answer["seconds"]
     replies, seconds = legacy_stream(peers.ports[path], n)
     return replies / seconds
@@ -501,8 +517,8 @@ def run_relay_benchmark(runs: int = 5, count: int = 500, stream: int = 2000,
         raise ValueError("runs, count and stream must be at least 1")
     say = progress or (lambda _msg: None)
     paths = [p for p in PATHS if ours or not p.endswith("-ours")]
-    rows = {(p, m): Row(p, m, "ms" if m == "round trip" else "replies/s")
-            for m in ("round trip", "reply stream") for p in paths}
+    rows = {(p, m): Row(p, m, "ms" if m == ROUND_TRIP else "replies/s")
+            for m in METRICS for p in paths if m != RAW_STREAM or PATHS[p][1] == "amqp"}
     machine = machine_info()
     with _sigterm_as_interrupt(), _state_dir(log_dir) as state, \
             running_peers(state, ours, say) as peers:
@@ -512,12 +528,16 @@ def run_relay_benchmark(runs: int = 5, count: int = 500, stream: int = 2000,
             for path in order:
                 samples = _round_trips(peers, path, count if run >= 0 else min(count, 20))
                 if run >= 0:
-                    rows[path, "round trip"].runs.append(statistics.median(samples))
-                    rows[path, "round trip"].samples.extend(samples)
-            for path in order:
-                rate = _stream(peers, path, stream if run >= 0 else min(stream, 200))
-                if run >= 0:
-                    rows[path, "reply stream"].runs.append(rate)
+                    rows[path, ROUND_TRIP].runs.append(statistics.median(samples))
+                    rows[path, ROUND_TRIP].samples.extend(samples)
+            for metric in (STREAM, RAW_STREAM):
+                for path in order:
+                    if (path, metric) not in rows:
+                        continue
+                    rate = _stream(peers, path, stream if run >= 0 else min(stream, 200),
+                                   raw=metric == RAW_STREAM)
+                    if run >= 0:
+                        rows[path, metric].runs.append(rate)
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours}
     return RelayResult(list(rows.values()), settings, machine)
 

@@ -1,0 +1,100 @@
+"""Smoke tests of ``bridge bench relay``: every row is produced, nothing is left running.
+
+Tiny counts (no speed is asserted: the numbers only have to be real measurements).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+from bridge.bench.relay import PATHS, STATE_VARIABLE
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH = [sys.executable, "-m", "bridge.cli.main", "bench", "relay"]
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_every_row_has_positive_finite_numbers() -> None:
+    out = subprocess.run([*BENCH, "--runs", "2", "--count", "20", "--stream", "50", "--ours",
+                          "--json"], cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout)
+    rows = {(r["path"], r["metric"]): r for r in result["rows"]}
+    expected = {(p, "round trip") for p in PATHS} | {(p, "reply stream") for p in PATHS} \
+        | {(p, "stream, raw AMQP") for p, (_, kind, _) in PATHS.items() if kind == "amqp"}
+    assert set(rows) == expected
+    for key, row in rows.items():
+        assert len(row["runs"]) == 2, key
+        for name in ("median", "min", "max", *(("p99",) if row["unit"] == "ms" else ())):
+            assert _positive(row[name]), (key, name, row[name])
+        assert all(_positive(v) for v in row["runs"]), key
+        if row["metric"] == "round trip":
+            assert row["unit"] == "ms" and row["samples"] == 2 * 20
+        else:
+            assert row["unit"] == "replies/s"
+    assert set(result["ratios"]) == {"b/a", "c/a", "b-ours/a"}
+    assert all(_positive(v) for v in result["ratios"].values())
+    assert set(result["goals"]) and all(isinstance(v, bool) for v in result["goals"].values())
+
+
+def _leftovers(state: Path) -> list[int]:
+    """PIDs of processes that carry the benchmark's state directory in their environment."""
+    needle = f"{STATE_VARIABLE}={state}".encode() + b"\0"
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if environ.startswith(needle) or b"\0" + needle in environ:
+            pids.append(int(proc.name))
+    return pids
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_ctrl_c_stops_everything_it_started(tmp_path: Path) -> None:
+    state = tmp_path / "logs"
+    bench = subprocess.Popen([*BENCH, "--runs", "50", "--count", "200", "--logs", str(state)],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert bench.stderr is not None
+        for line in bench.stderr:  # progress lines: wait until it measures
+            if line.startswith("run 1/"):
+                break
+        else:
+            raise AssertionError(f"the benchmark stopped early (status {bench.wait()})")
+        config = tomllib.loads((state / "bridge.toml").read_text())
+        ports = [int(config["amqp"]["url"].rsplit(":", 1)[1].strip("/")),
+                 config["actors"]["shutter"]["port"], config["actors"]["camera"]["legacy_port"]]
+        assert all(_port_open(p) for p in ports)
+        assert len(_leftovers(state)) >= 4  # camera, shutter, bridge, clu client
+        bench.send_signal(signal.SIGINT)
+        assert bench.wait(90) != 0
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+    deadline = time.monotonic() + 10
+    while (_leftovers(state) or any(_port_open(p) for p in ports)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _leftovers(state) == []
+    assert not any(_port_open(p) for p in ports)
