@@ -27,6 +27,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "clu AMQP path, both relay paths and the direct legacy path in one run.")
     add_relay_arguments(relay)
     relay.set_defaults(run=run_relay)
+    hub = bsub.add_parser(
+        "hub", help="commander -> hub -> legacy actor: our hub port vs. the real Tron hub",
+        description="Start the real Tron hub (sdss-tron) and our hub port in front of the same "
+                    "legacy actor and measure both in one run: round trip (plain socket and "
+                    "quick-ACK client), pipelined commands/s, relayed replies/s. Needs a "
+                    "checkout (it uses the test suite's Tron launcher).")
+    hub.add_argument("--runs", type=int, default=5)
+    hub.add_argument("--round-trips", type=int, default=100)
+    hub.add_argument("--pipelined", type=int, default=1000)
+    hub.add_argument("--spam", type=int, default=1000)
+    hub.add_argument("--actor", choices=("fast", "clu"), default="fast",
+                     help="fast: a minimal stdlib actor (measures the hubs); clu: a clu LegacyActor")
+    hub.add_argument("--no-tron", action="store_true", help="only our hub")
+    hub.set_defaults(run=run_hub)
+
+
+def run_hub(args: argparse.Namespace) -> int:
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "tests" / "support" / "tron_hub.py").is_file():
+        print("bridge: the hub benchmark needs a checkout (tests/support/tron_hub.py)",
+              file=sys.stderr)
+        return 2
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from ..bench.hub import format_results, run_hub_benchmark
+
+    rates = run_hub_benchmark(args.runs, args.round_trips, args.pipelined, args.spam,
+                              args.actor, not args.no_tron,
+                              lambda msg: print(msg, file=sys.stderr))
+    print(format_results(rates))
+    return 0
 
 
 def run_parse(args: argparse.Namespace) -> int:
