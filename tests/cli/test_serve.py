@@ -37,9 +37,11 @@ def write_config(tmp_path: Path, text: str) -> Path:
 @pytest.fixture
 def served(tmp_path):
     """A running `bridge serve` with a local legacy shutter and a clu AMQP camera."""
-    shutter_port, face_port = free_port(), free_port()
+    shutter_port, face_port, hub_port = free_port(), free_port(), free_port()
     config = write_config(tmp_path, f'''
 name = "clitest"
+[hub]
+port = {hub_port}
 [actors.shutter]
 lives = "local"
 port = {shutter_port}
@@ -55,7 +57,7 @@ command = ["{{python}}", "{EXAMPLES / "camera_amqp.py"}"]
                           name="bridge-serve", log_dir=tmp_path, cwd=ROOT, ready_timeout=120)
     proc.start()
     info = json.loads(ready.read_text())
-    yield proc, info["amqp_url"], face_port
+    yield proc, info["amqp_url"], face_port, hub_port
     proc.stop()
 
 
@@ -77,7 +79,7 @@ def legacy_command(port: int, line: str, mid: int) -> list[str]:
 
 
 def test_serve_send_status_both_ways_then_clean_shutdown(served):
-    proc, url, face_port = served
+    proc, url, face_port, hub_port = served
     # AMQP side, as an AMQP client would: the clu camera drives the legacy shutter.
     out = cli("send", "--amqp", url, "camera", "expose", "0.1")
     assert out.returncode == 0, out.stdout + out.stderr
@@ -98,6 +100,22 @@ def test_serve_send_status_both_ways_then_clean_shutdown(served):
     by_name = {a[0]: a for a in status["actors"]}
     assert by_name["shutter"][1:4] == ["local", "legacy", "connected"]
     assert by_name["camera"][1] == "amqp" and status["amqp"] == "connected"
+
+    # The hub port: send, status and tail work there too (no Tron anywhere).
+    via_hub = cli("send", "--hub", f"127.0.0.1:{hub_port}", "shutter", "status")
+    assert via_hub.returncode == 0 and via_hub.stdout.endswith("shutter :\n"), via_hub.stdout
+    hub_status = cli("status", "--hub", f"127.0.0.1:{hub_port}", "--name", "clitest", "--json")
+    assert hub_status.returncode == 0, hub_status.stderr
+    assert {a[0] for a in json.loads(hub_status.stdout)["actors"]} == {"shutter", "camera"}
+    tail = subprocess.Popen([*BRIDGE, "tail", "--hub", f"127.0.0.1:{hub_port}", "--actor",
+                             "shutter", "--count", "2", "--seconds", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    assert tail.stderr is not None and "listening" in tail.stderr.readline()
+    assert cli("send", "--hub", f"127.0.0.1:{hub_port}", "shutter", "echo", "hello",
+               "tail").returncode == 0  # another commander: the hub fans out to all
+    tailed = tail.communicate(timeout=60)[0].splitlines()
+    assert tail.returncode == 0 and len(tailed) == 2
+    assert tailed[-1] == "shutter : echo=hello,tail"
 
     # A command in flight when the bridge is told to stop gets its `f`, and serve exits 0.
     slow = subprocess.Popen([*BRIDGE, "send", "--amqp", url, "shutter", "slow", "30"],
