@@ -82,9 +82,11 @@ async def no_leaks(bridge: Bridge, timeout: float = WAIT) -> None:
 
 
 def logged_errors(records: list[logging.LogRecord]) -> list[str]:
-    """ERROR records and records with a traceback from the bridge's loggers."""
+    """ERROR records and records with a traceback from the bridge's loggers, and asyncio's
+    (an exception nobody retrieved, a failing callback)."""
     return [f"{r.name}: {r.getMessage()}" for r in records
-            if r.name.startswith("bridge") and (r.levelno >= logging.ERROR or r.exc_info)]
+            if r.name.split(".")[0] in ("bridge", "asyncio")
+            and (r.levelno >= logging.ERROR or r.exc_info)]
 
 
 # -- legacy clients -------------------------------------------------------------------------
