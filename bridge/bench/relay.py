@@ -42,6 +42,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import select
 import signal
 import socket
@@ -63,6 +64,7 @@ SHUTTER = "shutter"
 OUR_SHUTTER = "ourshutter"
 CLIENT = "relaybench"
 TERMINAL = frozenset(b":fF!")
+_SPAM_INDEX = re.compile(rb" i spam_index=(\d+)")
 TIMEOUT = 60.0
 
 #: Every path: key -> (description, kind of client, actor name seen by the client).
@@ -426,9 +428,10 @@ class LineClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def command(self, text: str) -> int:
+    def command(self, text: str, keep: list[bytes] | None = None) -> int:
         """Send ``text`` with a new mid; read to its terminal reply; return how many
-        replies it had. Lines of other mids (the greeting, broadcasts) are skipped."""
+        replies it had (appended to ``keep`` if given). Lines of other mids (the
+        greeting, broadcasts) are skipped."""
         self.mid += 1
         mid = b"%d" % self.mid
         self.sock.sendall(mid + b" " + text.encode() + b"\n")
@@ -444,6 +447,8 @@ class LineClient:
                 if len(parts) < 3 or parts[1] != mid:
                     continue
                 replies += 1
+                if keep is not None:
+                    keep.append(line)
                 code = parts[2][:1]
                 if code and code[0] in TERMINAL:
                     if code != b":":
@@ -463,14 +468,17 @@ def legacy_round_trips(port: int, n: int) -> list[float]:
 
 
 def legacy_stream(port: int, n: int) -> tuple[int, float]:
-    """One ``spam n`` on a new connection: (replies, seconds from send to ``:``)."""
+    """One ``spam n`` on a new connection: (replies, seconds from send to ``:``).
+    Raises :class:`BenchError` unless ``spam_index`` 0 to n-1 arrived in order."""
+    lines: list[bytes] = []
     with LineClient(port) as client:
         client.command("ping")  # connected and greeted: not part of the timing
         t0 = time.perf_counter()
-        replies = client.command(f"spam {n}")
+        replies = client.command(f"spam {n}", lines)
         seconds = time.perf_counter() - t0
-    if replies < n + 1:
-        raise BenchError(f"spam {n}: only {replies} replies")
+    indexes = [int(m.group(1)) for m in map(_SPAM_INDEX.search, lines) if m]
+    if indexes != list(range(n)):
+        raise BenchError(f"spam {n}: replies out of order or missing ({len(indexes)} seen)")
     return replies, seconds
 
 
