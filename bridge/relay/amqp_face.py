@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,16 @@ from ..amqp.endpoint import ActorEndpoint, IncomingCommand
 from ..core import Reply
 
 log = logging.getLogger(__name__)
+
+
+#: Replies of one command published at a time without their broker confirm yet.
+PUBLISH_WINDOW = 64
+
+
+def _consume_outcome(task: asyncio.Future[Any]) -> None:
+    """Retrieve the outcome of a publish nobody awaits any more (no "never retrieved")."""
+    if not task.cancelled():
+        task.exception()
 
 
 def amqp_code(code: str) -> str:
@@ -82,12 +93,31 @@ class AmqpFace:
         replies: asyncio.Queue[Reply] = asyncio.Queue()
         self.target.send_command(self.name, text, commander=command.commander_id,
                                  callback=replies.put_nowait, time_limit=self.time_limit)
-        while True:
-            reply = await replies.get()
-            self.counters["replies"] += 1
-            await command.reply(amqp_code(reply.code), reply.json)
-            if reply.is_terminal:
-                return
+        # Each reply is published without waiting for the broker's confirm of the one
+        # before (a round trip per reply otherwise caps a stream at a few thousand per
+        # second), at most PUBLISH_WINDOW at a time (so that no publish waits behind so
+        # many others that its timeout expires). The publishes start in reply order, and
+        # each one writes its message before it waits for its confirm (aiormq, under a
+        # FIFO lock), so the broker gets them in order: what clu's actor does with its
+        # replies. A failed publish is raised (as before) once it is known; the
+        # terminal one is awaited.
+        publishing: deque[asyncio.Future[bool]] = deque()
+        try:
+            while True:
+                reply = await replies.get()
+                self.counters["replies"] += 1
+                publishing.append(asyncio.ensure_future(
+                    command.reply(amqp_code(reply.code), reply.json)))
+                while publishing and (publishing[0].done()
+                                      or len(publishing) > PUBLISH_WINDOW):
+                    await publishing.popleft()
+                if reply.is_terminal:
+                    break
+            while publishing:
+                await publishing.popleft()
+        finally:
+            for task in publishing:  # only after a failure or a cancellation
+                task.add_done_callback(_consume_outcome)
 
     def _on_unsolicited(self, reply: Reply) -> None:
         try:
