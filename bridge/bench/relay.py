@@ -24,7 +24,11 @@ prefetch limit, bound to its own replies only), because clu's client (prefetch 1
 ack per reply) caps what it can receive: that row shows what the actor or the bridge
 delivers, and checks that the replies arrive in order. Each row reports
 the median, min and max over ``runs`` runs; round trips also the p99 of all samples.
-A warm-up run (small counts) comes first and is not counted. Runs are interleaved path
+The last column is the bridge
+process's CPU time per command or per reply (from ``/proc``): what relaying costs the
+bridge, whatever else runs on the machine (for paths that do not go through the bridge,
+what it spends hearing the traffic: every clu client hears every reply). A warm-up run
+(small counts) comes first and is not counted. Runs are interleaved path
 by path (the order rotates each run) so that machine noise hits every path alike.
 
 The clu client runs in its own process (:mod:`bridge.bench.peers.clu_client`), so the
@@ -52,7 +56,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +103,13 @@ class Row:
     unit: str
     runs: list[float] = field(default_factory=list)
     samples: list[float] = field(default_factory=list)
+    #: CPU time of the bridge process per command (round trips) or per reply (streams),
+    #: in microseconds, one value per run (empty where /proc is not available).
+    bridge_cpu: list[float] = field(default_factory=list)
+
+    @property
+    def bridge_cpu_us(self) -> float | None:
+        return statistics.median(self.bridge_cpu) if self.bridge_cpu else None
 
     @property
     def median(self) -> float:
@@ -121,7 +132,8 @@ class Row:
         return {"path": self.path, "description": self.description, "metric": self.metric,
                 "unit": self.unit, "median": self.median, "min": min(self.runs),
                 "max": max(self.runs), "p99": self.p99, "runs": self.runs,
-                "samples": len(self.samples)}
+                "samples": len(self.samples), "bridge_cpu_us": self.bridge_cpu_us,
+                "bridge_cpu_runs": self.bridge_cpu}
 
 
 @dataclass
@@ -164,12 +176,16 @@ class RelayResult:
 def format_relay(result: RelayResult) -> str:
     """A plain-text table, the round-trip ratios and the goals."""
     lines = [f"{'path':<7} {'':<46} {'metric':<16} {'unit':>9} {'median':>10} {'min':>10} "
-             f"{'max':>10} {'p99':>8}"]
+             f"{'max':>10} {'p99':>8} {'bridge CPU':>11}"]
     for r in result.rows:
         p99 = f"{r.p99:8.2f}" if r.p99 is not None else f"{'':>8}"
         fmt = "10,.3f" if r.unit == "ms" else "10,.0f"
+        cpu = r.bridge_cpu_us
+        cpu_text = f"{cpu:6,.0f} us/{'cmd' if r.metric == ROUND_TRIP else 'rep'}" \
+            if cpu is not None else ""
         lines.append(f"({r.path + ')':<6} {r.description:<46} {r.metric:<16} {r.unit:>9} "
-                     f"{r.median:{fmt}} {min(r.runs):{fmt}} {max(r.runs):{fmt}} {p99}")
+                     f"{r.median:{fmt}} {min(r.runs):{fmt}} {max(r.runs):{fmt}} {p99} "
+                     f"{cpu_text:>11}")
     ratios = result.ratios()
     if ratios:
         lines.append("round-trip ratios (median / median; below 1 = faster than (a)): "
@@ -491,13 +507,38 @@ def _round_trips(peers: Peers, path: str, n: int) -> list[float]:
     return legacy_round_trips(peers.ports[path], n)
 
 
-def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> float:
+def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> tuple[int, float]:
+    """(replies, seconds) of one ``spam n``."""
     _, kind, actor = PATHS[path]
     if kind == "amqp":
         answer = peers.client.request({"op": "stream", "actor": actor, "n": n, "raw": raw})
-        return answer["replies"] / answer["seconds"]
-    replies, seconds = legacy_stream(peers.ports[path], n)
-    return replies / seconds
+        return int(answer["replies"]), float(answer["seconds"])
+    return legacy_stream(peers.ports[path], n)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux ``/proc``), None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class _BridgeCpu:
+    """The bridge's CPU time over one measurement."""
+
+    def __init__(self, peers: Peers) -> None:
+        popen = peers.programs["bridge"].popen
+        self.pid = popen.pid if popen is not None else None
+        self.start = process_cpu_seconds(self.pid) if self.pid else None
+
+    def per(self, operations: int) -> float | None:
+        """Microseconds of bridge CPU per operation since this object was made."""
+        end = process_cpu_seconds(self.pid) if self.pid else None
+        if self.start is None or end is None or operations <= 0:
+            return None
+        return (end - self.start) / operations * 1e6
 
 
 def machine_info() -> dict[str, Any]:
@@ -510,7 +551,7 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
-def run_relay_benchmark(runs: int = 5, count: int = 500, stream: int = 2000,
+def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                         ours: bool = False,
                         progress: Callable[[str], Any] | None = None,
                         log_dir: str | os.PathLike[str] | None = None) -> RelayResult:
@@ -534,20 +575,30 @@ def run_relay_benchmark(runs: int = 5, count: int = 500, stream: int = 2000,
             say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
             order = paths[run % len(paths):] + paths[:run % len(paths)] if run >= 0 else paths
             for path in order:
+                cpu = _BridgeCpu(peers)
                 samples = _round_trips(peers, path, count if run >= 0 else min(count, 20))
                 if run >= 0:
-                    rows[path, ROUND_TRIP].runs.append(statistics.median(samples))
-                    rows[path, ROUND_TRIP].samples.extend(samples)
+                    _record(rows[path, ROUND_TRIP], statistics.median(samples),
+                            cpu.per(len(samples)), samples)
             for metric in (STREAM, RAW_STREAM):
                 for path in order:
                     if (path, metric) not in rows:
                         continue
-                    rate = _stream(peers, path, stream if run >= 0 else min(stream, 200),
-                                   raw=metric == RAW_STREAM)
+                    cpu = _BridgeCpu(peers)
+                    replies, seconds = _stream(peers, path,
+                                               stream if run >= 0 else min(stream, 200),
+                                               raw=metric == RAW_STREAM)
                     if run >= 0:
-                        rows[path, metric].runs.append(rate)
+                        _record(rows[path, metric], replies / seconds, cpu.per(replies))
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours}
     return RelayResult(list(rows.values()), settings, machine)
+
+
+def _record(row: Row, value: float, cpu: float | None, samples: Sequence[float] = ()) -> None:
+    row.runs.append(value)
+    row.samples.extend(samples)
+    if cpu is not None:
+        row.bridge_cpu.append(cpu)
 
 
 @contextmanager
@@ -589,8 +640,10 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(ap: Any) -> None:
     """The command-line options of the relay benchmark (shared with ``bridge bench relay``)."""
     ap.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
-    ap.add_argument("--count", type=int, default=500, help="round trips per run and path")
-    ap.add_argument("--stream", type=int, default=2000, help="replies of each `spam N`")
+    ap.add_argument("--count", type=int, default=300,
+                    help="round trips per run and path (default 300)")
+    ap.add_argument("--stream", type=int, default=1000,
+                    help="replies of each `spam N` (default 1000)")
     ap.add_argument("--ours", action="store_true",
                     help="also measure through our own LegacyActor")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
