@@ -39,6 +39,8 @@ def test_every_row_has_positive_finite_numbers() -> None:
         for name in ("median", "min", "max", *(("p99",) if row["unit"] == "ms" else ())):
             assert _positive(row[name]), (key, name, row[name])
         assert all(_positive(v) for v in row["runs"]), key
+        cpu = row["bridge_cpu_us"]  # /proc: clock ticks, so 0 is possible on a short run
+        assert isinstance(cpu, (int, float)) and math.isfinite(cpu) and cpu >= 0, key
         if row["metric"] == "round trip":
             assert row["unit"] == "ms" and row["samples"] == 2 * 20
         else:
