@@ -15,7 +15,10 @@ Guarantees:
 * every accepted command gets exactly one terminal reply: if ``on_command`` raises
   before finishing the command it is failed with the exception text, and at
   :meth:`ActorEndpoint.stop` every unfinished command is failed;
-* a second terminal reply for the same command is dropped with a warning.
+* a second terminal reply for the same command is dropped with a warning;
+* a reply (above all a terminal one) that finds the broker connection down waits for
+  aio-pika to reconnect, up to ``reconnect_wait`` seconds, instead of being lost: a
+  command that ends while the broker restarts is answered once it is back.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from bridge.amqp.connection import (
     AmqpChannel,
     AmqpConnection,
     AmqpError,
+    AmqpUnavailable,
     QueueInUse,
 )
 from bridge.amqp.wire import incoming_command, reply_to_message
@@ -48,6 +52,10 @@ from bridge.protocol.clu_messages import (
 )
 
 log = logging.getLogger(__name__)
+
+#: How long a reply waits for a lost broker connection to come back (a broker restart
+#: takes tens of seconds; ``publish_timeout`` alone would lose the reply).
+DEFAULT_RECONNECT_WAIT = 60.0
 
 
 class ActorNameInUse(QueueInUse):
@@ -86,9 +94,10 @@ class IncomingCommand:
 
         ``code`` is one of ``> i d w e f : !``. ``internal=None`` follows clu: ``>`` is
         internal, other replies inherit the command's ``internal`` flag. A terminal
-        reply after the command finished is dropped (logged). Raises
+        reply after the command finished is dropped (logged). While the connection is
+        down the reply waits for it, up to the endpoint's ``reconnect_wait``; raises
         :class:`~bridge.amqp.connection.AmqpUnavailable` if the broker cannot be
-        reached within the endpoint's ``publish_timeout``.
+        reached in that time (or does not confirm within ``publish_timeout``).
         """
         check_code(code)
         if is_terminal(code):
@@ -137,11 +146,13 @@ class ActorEndpoint:
         on_command: CommandHandler,
         *,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+        reconnect_wait: float = DEFAULT_RECONNECT_WAIT,
     ) -> None:
         self.connection = connection
         self.name = check_name(name)
         self.on_command = on_command
         self.publish_timeout = publish_timeout
+        self.reconnect_wait = reconnect_wait
         self.queue_name = commands_queue_name(name)
         self._channel: AmqpChannel | None = None
         self._queue: AbstractRobustQueue | None = None
@@ -228,10 +239,20 @@ class ActorEndpoint:
     async def _publish(self, reply: ReplyMessage) -> None:
         if self._channel is None:
             raise AmqpError(f"endpoint {self.name!r} is not started")
-        await self._channel.publish(
-            reply_to_message(reply), reply.routing_key(), mandatory=False,
-            timeout=self.publish_timeout,
-        )
+        message = reply_to_message(reply)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.reconnect_wait
+        while True:
+            try:
+                await self._channel.publish(message, reply.routing_key(), mandatory=False,
+                                            timeout=self.publish_timeout)
+                return
+            except AmqpUnavailable:
+                # Connected but too slow, stopping, or waited long enough: give up.
+                if self.connection.connected or self.connection.stopping \
+                        or loop.time() >= deadline:
+                    raise
+            await self.connection.wait_connected(max(deadline - loop.time(), 0.0))
 
     def _finished(self, command: IncomingCommand) -> None:
         self._in_flight.discard(command)
@@ -263,7 +284,10 @@ class ActorEndpoint:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("%s: command handler failed for %r", self.name, command)
+            if isinstance(exc, AmqpUnavailable):  # the broker, not the handler: no traceback
+                log.error("%s: could not deliver a reply of %r: %s", self.name, command, exc)
+            else:
+                log.exception("%s: command handler failed for %r", self.name, command)
             if not command.done:
                 try:
                     await command.fail(
