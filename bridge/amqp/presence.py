@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aio_pika
@@ -20,9 +21,26 @@ async def amqp_actor_present(connection: AmqpConnection, actor: str) -> bool:
     channel when the answer is "no such queue" or "locked"): a queue that does not exist
     means no actor; one that is locked is the exclusive queue of another connection, i.e.
     a live clu actor; one we can see is ours, present if it has a consumer.
+
+    Cancelling the caller does not cancel the probe: a channel RPC abandoned half-way
+    (channel open, declare) makes the broker close the whole shared connection
+    (``CHANNEL_ERROR``), failing every command in flight on it. The probe runs to its
+    end in its own task.
     """
     if not connection.connected:
         return False
+    probe = asyncio.ensure_future(_probe(connection, actor))
+    probe.add_done_callback(_retrieve)
+    return await asyncio.shield(probe)
+
+
+def _retrieve(task: "asyncio.Future[bool]") -> None:
+    """Consume the outcome of a probe whose caller was cancelled (no "never retrieved")."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("presence probe failed: %r", task.exception())
+
+
+async def _probe(connection: AmqpConnection, actor: str) -> bool:
     probe = aio_pika.Channel(connection.robust_connection, publisher_confirms=False)
     await probe.initialize(timeout=connection.connect_timeout)
     try:
