@@ -202,8 +202,9 @@ class AmqpCommander:
         Defaults as clu: ``commander_id = "<name>.<actor>"``, ``command_id`` a new
         UUID4 string. ``callback(reply)`` (a :class:`~bridge.core.Reply`) runs for each
         reply of this command. The returned handle may already be failed (unroutable,
-        broker unreachable). Raises ``ValueError`` for a bad actor name or a command id
-        already in flight, ``AmqpError`` if the commander is not started.
+        broker unreachable). Raises ``ValueError`` for a bad actor name, a blank command
+        (a clu actor never answers it) or a command id already in flight, ``AmqpError``
+        if the commander is not started.
         """
         handle, message = self._track(actor, command_string, commander_id, command_id,
                                       internal, callback, time_limit, write_to_log)
@@ -249,6 +250,8 @@ class AmqpCommander:
     ) -> tuple[CommandHandle, CommandMessage]:
         """Check the arguments, make the handle and put it in :attr:`running`."""
         check_name(actor)
+        if not command_string.strip():
+            raise ValueError("empty command (a clu actor never answers one)")
         if self._channel is None:
             raise AmqpError(f"commander {self.name!r} is not started")
         command_id = command_id or str(uuid.uuid4())

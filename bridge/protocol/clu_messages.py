@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .codes import REPLY_CODES
+
 # -- topology --------------------------------------------------------------------------
 
 EXCHANGE_NAME = "sdss_exchange"
@@ -429,7 +431,9 @@ def decode_reply(
 ) -> ReplyMessage:
     """Validate and decode a delivery on a replies queue, with clu's ``AMQPReply`` rules.
 
-    Invalid (:class:`MessageError`): no or empty ``message_code``; a truthy
+    Invalid (:class:`MessageError`): no or empty ``message_code``, or one that is no
+    reply code (clu's ``> i d w e f : !``, or the upper-case ``I W D E F`` some
+    publishers pass on from legacy actors); a truthy
     ``command_id`` header that differs from the correlation id (so an integer id
     ``5`` against ``"5"`` is invalid, as in clu); a body that is not a JSON object.
     A missing ``sender`` is allowed (``None``). The reply's ``command_id`` is the
@@ -440,6 +444,8 @@ def decode_reply(
     if code is None or str(code) == "":
         raise MessageError("reply has no message_code header")
     code = str(code)
+    if code not in REPLY_CODES:  # it would reach legacy clients as a broken reply line
+        raise MessageError(f"reply message_code {code!r} is not a reply code")
     correlation_id = _text(correlation_id)
     header_command_id = _text(headers.get("command_id"))
     if header_command_id and header_command_id != correlation_id:
