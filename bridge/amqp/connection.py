@@ -109,7 +109,8 @@ class AmqpChannel:
     ) -> None:
         """Publish to the clu exchange and wait for the broker's confirm.
 
-        While the connection is down this waits for aio-pika to reconnect, at most
+        While the connection is down this waits for aio-pika to reconnect and restore
+        every channel of this connection (queues, bindings, consumers), at most
         ``timeout`` seconds in all. With ``retry`` a publish that fails because the
         connection dropped is tried again after the reconnect (a lost confirm can then
         produce a duplicate); without it the first such failure raises.
@@ -123,6 +124,11 @@ class AmqpChannel:
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
             try:
                 async with asyncio.timeout(remaining):
+                    # After a reconnect, wait until *every* channel is restored (aio-pika
+                    # restores them in no fixed order): a reply held during the outage
+                    # must not go out before this process's own replies queue is back.
+                    if not self.owner.connected:
+                        await self.owner.wait_connected()
                     await self.channel.ready()
                     await self.exchange.publish(message, routing_key, mandatory=mandatory)
                 return
@@ -238,7 +244,12 @@ class AmqpConnection:
         try:
             async with asyncio.timeout(timeout):
                 while not self.connected:
-                    await self._link_up.wait()
+                    if self.stopping:
+                        raise AmqpUnavailable("the AMQP connection is closed")
+                    try:  # woken by the reconnect; polled so that a stop() is noticed
+                        await asyncio.wait_for(self._link_up.wait(), 0.25)
+                    except TimeoutError:
+                        pass
                     if not self.connected:
                         await asyncio.sleep(0.05)
         except TimeoutError:

@@ -47,7 +47,10 @@ TERMINAL = (":", "f", "!")
 
 HEADER_VALUES = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1),
-    st.floats(width=32), ONE_LINE_TEXT, st.binary(max_size=20).map(bytearray),  # as pamqp packs
+    # Finite only: RabbitMQ closes the *publisher's* connection (541 INTERNAL_ERROR) for a
+    # NaN or infinite float in a header table, so such a message never reaches the bridge
+    # (test_non_finite_float_header_never_reaches_the_bridge).
+    st.floats(width=32, allow_nan=False, allow_infinity=False), ONE_LINE_TEXT, st.binary(max_size=20).map(bytearray),  # as pamqp packs
     st.sampled_from(["", " ", "a.b", "x" * 300, "a" * 250 + ".bb", "\u2603.\U0001f600",
                      "a\nb", "a b", "a.#", "*", "reply.x"]),
     st.lists(st.integers(min_value=0, max_value=9), max_size=3),
@@ -123,6 +126,36 @@ async def test_fuzzed_command_messages(amqp_url, start_clu_shutter):
         await until(lambda: not in_flight(bridge), "nothing in flight")
         assert bridge.status()["actors"][0]["state"] == "connected"
     count.report()
+
+
+@aio_test
+async def test_non_finite_float_header_never_reaches_the_bridge(amqp_url, start_clu_shutter):
+    """RabbitMQ cannot hold NaN/infinity in a header table: it closes the publisher's
+    connection (541 INTERNAL_ERROR) and drops the message. The bridge never sees it and
+    keeps serving on its own connection."""
+    shutter = start_clu_shutter()
+    config = parse_config({"name": NAME, "actors": {"shutter": {"lives": "legacy",
+                                                                "port": shutter.port}}})
+    async with Bridge(config, amqp_url) as bridge, wire_spy(amqp_url) as spy:
+        await bridge.router.target("shutter").start(wait=True, timeout=30)
+        for value in (float("nan"), float("inf"), float("-inf")):
+            async with raw_publisher(amqp_url) as exchange:
+                channel = exchange.channel
+                try:
+                    await publish(exchange, "command.shutter", b'{"command_string": "ping"}',
+                                  {"commander_id": "fuzzer.shutter", "command_id": "nan",
+                                   "x": value}, "nan")
+                except Exception as exc:  # the broker's answer, if it comes first
+                    assert "INTERNAL_ERROR" in repr(exc), repr(exc)
+                await until(lambda: channel.is_closed,
+                            "the broker to close the publisher's connection", 30)
+        async with raw_publisher(amqp_url) as exchange:
+            await publish(exchange, "command.shutter", b'{"command_string": "ping"}',
+                          {"commander_id": "fuzzer.shutter", "command_id": "after"}, "after")
+            await spy.wait_terminal("after", timeout=30)
+        assert not [m for m in spy.messages if m.correlation_id == "nan"]
+        assert bridge.connection.connected
+        await until(lambda: not in_flight(bridge), "nothing in flight")
 
 
 # -- reply messages ------------------------------------------------------------------------
