@@ -6,6 +6,8 @@ import argparse
 import json
 
 from ..bench.parse import DEFAULT_LOG, run_parse_benchmark
+from ..bench.load import add_arguments as add_load_arguments
+from ..bench.load import run_cli as run_load
 from ..bench.relay import add_arguments as add_relay_arguments
 from ..bench.relay import run_cli as run_relay
 from ..bench.timing import format_table
@@ -41,6 +43,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      help="fast: a minimal stdlib actor (measures the hubs); clu: a clu LegacyActor")
     hub.add_argument("--no-tron", action="store_true", help="only our hub")
     hub.set_defaults(run=run_hub)
+    load = bsub.add_parser(
+        "load", help="many legacy and AMQP clients through one bridge: nothing lost, memory",
+        description="100 legacy clients (raw sockets on a legacy face and on the hub port) and "
+                    "20 AMQP clients send 10,000 commands through one bridge process to a clu "
+                    "LegacyActor and a clu AMQPActor; every command must get exactly one "
+                    "terminal reply at the right commander, and the bridge's RSS must return "
+                    "to its baseline. Exit status 1 if anything is off.")
+    add_load_arguments(load)
+    load.set_defaults(run=run_load)
 
 
 def run_hub(args: argparse.Namespace) -> int:

@@ -50,11 +50,13 @@ HEADER_VALUES = st.one_of(
     # Finite only: RabbitMQ closes the *publisher's* connection (541 INTERNAL_ERROR) for a
     # NaN or infinite float in a header table, so such a message never reaches the bridge
     # (test_non_finite_float_header_never_reaches_the_bridge).
-    st.floats(width=32, allow_nan=False, allow_infinity=False), ONE_LINE_TEXT, st.binary(max_size=20).map(bytearray),  # as pamqp packs
+    st.floats(width=32, allow_nan=False, allow_infinity=False), ONE_LINE_TEXT,
+    st.binary(max_size=20).map(bytearray),  # as pamqp packs
     st.sampled_from(["", " ", "a.b", "x" * 300, "a" * 250 + ".bb", "\u2603.\U0001f600",
                      "a\nb", "a b", "a.#", "*", "reply.x"]),
     st.lists(st.integers(min_value=0, max_value=9), max_size=3),
-    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2))
+    st.dictionaries(st.text(max_size=4),  # AMQP tables hold 64-bit integers at most
+                    st.integers(min_value=-(2 ** 63), max_value=2 ** 63 - 1), max_size=2))
 HEADERS = st.fixed_dictionaries({}, optional={
     "command_id": HEADER_VALUES, "commander_id": HEADER_VALUES, "internal": HEADER_VALUES,
     "write_to_log": HEADER_VALUES, "task": HEADER_VALUES,

@@ -1,0 +1,822 @@
+"""Load: many legacy and AMQP clients command legacy and AMQP actors through one bridge.
+
+Started here, all on 127.0.0.1 (and stopped again, also on Ctrl-C or an error): a
+private RabbitMQ broker (unless ``amqp_url`` is given), a real clu ``LegacyActor``
+(``lshutter``), a real clu ``AMQPActor`` (``camera``), and the bridge as a separate
+process (``bridge serve``): ``lshutter`` lives on legacy TCP and is served on AMQP,
+``camera`` lives on AMQP and is served on a legacy port, and the hub port routes to both.
+
+Clients (all in this process, one asyncio loop):
+
+* ``legacy_clients - hub_clients`` raw sockets on the camera's legacy face
+  (legacy -> bridge -> AMQP actor);
+* ``hub_clients`` raw sockets on the hub port, alternating ``lshutter`` (legacy -> bridge
+  -> legacy actor) and ``camera`` (legacy -> bridge -> AMQP actor);
+* ``amqp_clients`` plain aio-pika clients, each with its own connection and replies
+  queue, commanding ``lshutter`` (AMQP -> bridge -> legacy actor).
+
+Every client sends its share of ``commands`` (``spam N``: N ``i spam_index=k`` replies,
+then ``: spam_count=N``), at most ``window`` at a time, and checks every reply it gets:
+each command must end with exactly one terminal reply, addressed to the right commander
+(legacy face: the connection's user id; hub: the client's commander name; AMQP: its
+``commander_id`` and ``command_id``), with its ``spam_index`` replies in order before it.
+Nothing may arrive for a command after its end.
+
+Memory is the bridge *process*'s RSS (``/proc/<pid>/status``): the baseline after a
+warm-up round (``warmup`` commands per client, at the same concurrency, so that the
+buffers and allocator arenas a burst needs are already there: Python rarely gives
+memory back to the system; measured: after 1,200 warm-up commands the RSS still grew by
+12 MB over the next 10,000 commands and by 13 MB over 30,000, after 3,600 by 2.4 MB over
+10,000, hence 30 per client), the peak sampled every 20 ms during the load, and the value
+after the load once the bridge is idle again (same clients connected). It must be
+within :data:`RSS_MARGIN_KB` of the baseline: a leak of 1 kB per command would add
+10 MB over 10,000 commands. ``bridge status`` then must report no command in flight.
+
+``python -m bridge.bench.load`` or ``bridge bench load`` print the figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+LOOPBACK = "127.0.0.1"
+BRIDGE_NAME = "loadbridge"
+LEGACY_ACTOR = "lshutter"
+AMQP_ACTOR = "camera"
+EXCHANGE = "sdss_exchange"
+TIMEOUT = 600.0
+#: RSS may stay above the warm-up baseline by this much after the load (Python's
+#: allocator keeps some freed arenas; a leak of ~1 kB per command is 10 MB per 10,000).
+RSS_MARGIN_KB = 8 * 1024
+
+
+class LoadError(RuntimeError):
+    """A peer did not start or a prerequisite is missing."""
+
+
+@dataclass
+class LoadSettings:
+    """How much load, and how it is spread."""
+
+    commands: int = 10_000
+    legacy_clients: int = 100
+    hub_clients: int = 20  # of the legacy clients, those on the hub port
+    amqp_clients: int = 20
+    window: int = 4  # commands in flight per client
+    spam: int = 2  # info replies per command
+    warmup: int = 30  # commands per client in the warm-up round (before the baseline)
+
+
+@dataclass
+class Tally:
+    """What one kind of client saw."""
+
+    clients: int = 0
+    sent: int = 0
+    done: int = 0  # exactly one terminal reply, ':' and everything in order
+    failed: int = 0  # one terminal reply, but 'f' (an error of the actor or the bridge)
+    lost: int = 0  # no terminal reply
+    duplicates: int = 0  # replies after the terminal one
+    wrong_commander: int = 0  # replies addressed to another client or to no command of ours
+    out_of_order: int = 0  # spam_index replies missing, repeated or out of order
+    errors: list[str] = field(default_factory=list)  # first few failure texts
+
+    def add(self, other: "Tally") -> None:
+        for name in ("clients", "sent", "done", "failed", "lost", "duplicates",
+                     "wrong_commander", "out_of_order"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors[: max(0, 5 - len(self.errors))])
+
+
+@dataclass
+class LoadResult:
+    """Counts per client kind, timing, the bridge's memory and its state afterwards."""
+
+    settings: LoadSettings
+    tallies: dict[str, Tally]  # the measured round, by path
+    warmup: dict[str, Tally]  # the warm-up round, by path
+    seconds: float
+    rss_kb: dict[str, int]  # start, baseline, peak, after, hwm
+    status_after: dict[str, Any]
+    log_problems: list[str]
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Tally:
+        return _sum(self.tallies.values())
+
+    @property
+    def in_flight_after(self) -> int:
+        return sum(int(a[4]) for a in self.status_after.get("actors", []))
+
+    def problems(self) -> list[str]:
+        """Everything that is not as it must be (empty: the run proves the claims)."""
+        t = self.total
+        out = []
+        for label, tally in (("", t), ("warm-up ", _sum(self.warmup.values()))):
+            for name in ("lost", "duplicates", "wrong_commander", "out_of_order", "failed"):
+                if getattr(tally, name):
+                    out.append(f"{label}{name}: {getattr(tally, name)}")
+            out.extend(f"{label}error: {e}" for e in tally.errors)
+        if t.sent != self.settings.commands or t.done != t.sent:
+            out.append(f"{t.done} of {t.sent} commands done (wanted {self.settings.commands})")
+        if self.rss_kb["after"] > self.rss_kb["baseline"] + RSS_MARGIN_KB:
+            out.append(f"RSS after the load {self.rss_kb['after']} kB > baseline "
+                       f"{self.rss_kb['baseline']} kB + {RSS_MARGIN_KB} kB")
+        if self.in_flight_after:
+            out.append(f"bridge status: {self.in_flight_after} command(s) still in flight")
+        if self.status_after.get("amqp") != "connected":
+            out.append(f"bridge status: amqp {self.status_after.get('amqp')!r}")
+        out.extend(self.log_problems)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"settings": asdict(self.settings),
+                "tallies": {k: asdict(v) for k, v in self.tallies.items()},
+                "warmup": {k: asdict(v) for k, v in self.warmup.items()},
+                "total": asdict(self.total), "seconds": self.seconds,
+                "commands_per_second": self.total.sent / self.seconds if self.seconds else 0.0,
+                "rss_kb": self.rss_kb, "cpu_seconds": self.cpu_seconds,
+                "status_after": self.status_after,
+                "in_flight_after": self.in_flight_after, "log_problems": self.log_problems,
+                "problems": self.problems()}
+
+
+def _sum(tallies: Any) -> Tally:
+    total = Tally()
+    for tally in tallies:
+        total.add(tally)
+    return total
+
+
+def format_load(result: LoadResult) -> str:
+    """A plain-text report."""
+    s = result.settings
+    lines = [f"{s.commands:,} commands (spam {s.spam}), {s.legacy_clients} legacy clients "
+             f"({s.hub_clients} on the hub port), {s.amqp_clients} AMQP clients, window "
+             f"{s.window}: {result.seconds:.1f} s, "
+             f"{result.total.sent / max(result.seconds, 1e-9):,.0f} commands/s"]
+    lines.append(f"{'path':<34} {'clients':>7} {'sent':>6} {'done':>6} {'failed':>6} "
+                 f"{'lost':>5} {'dup':>4} {'wrong':>5} {'order':>5}")
+    for name, t in [*result.tallies.items(), ("total", result.total)]:
+        lines.append(f"{name:<34} {t.clients:>7} {t.sent:>6} {t.done:>6} {t.failed:>6} "
+                     f"{t.lost:>5} {t.duplicates:>4} {t.wrong_commander:>5} "
+                     f"{t.out_of_order:>5}")
+    w = _sum(result.warmup.values())
+    lines.append(f"warm-up: {w.sent} commands, {w.done} done, {w.failed} failed, {w.lost} lost, "
+                 f"{w.duplicates} duplicates, {w.wrong_commander} misaddressed")
+    r = result.rss_kb
+    lines.append(f"bridge RSS: start {r['start'] / 1024:.1f} MB, baseline after warm-up "
+                 f"{r['baseline'] / 1024:.1f} MB, peak {r['peak'] / 1024:.1f} MB, after "
+                 f"{r['after'] / 1024:.1f} MB (allowed: baseline + {RSS_MARGIN_KB / 1024:.0f} MB)")
+    lines.append("CPU seconds during the load: " + ", ".join(
+        f"{k} {v:.1f}" for k, v in result.cpu_seconds.items()))
+    lines.append(f"bridge status after: {result.in_flight_after} in flight; amqp "
+                 f"{result.status_after.get('amqp')}")
+    problems = result.problems()
+    lines.append("OK: every command had exactly one terminal reply" if not problems
+                 else "PROBLEMS: " + "; ".join(problems))
+    return "\n".join(lines)
+
+
+# -- processes -----------------------------------------------------------------------------
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Program:
+    """A program in its own session, stdout and stderr in ``<log_dir>/<name>.log``."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> None:
+        self.name, self.argv, self.env = name, argv, env
+        self.log_path = log_dir / f"{name}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True, env=self.env,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout: float = 90.0, ready_file: Path | None = None) -> None:
+        """Until the READY line is in the log (or ``ready_file`` exists)."""
+        assert self.popen is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise LoadError(f"{self.name} exited with status {self.popen.returncode}:\n"
+                                + "\n".join(self.log_text().splitlines()[-20:]))
+            if ready_file is not None and ready_file.exists():
+                return
+            if ready_file is None and any(l.startswith("READY")
+                                          for l in self.log_text().splitlines()):
+                return
+            if time.monotonic() > deadline:
+                raise LoadError(f"{self.name} not ready after {timeout:g} s")
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        p = self.popen
+        if p is None or p.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                p.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def rss_kb(pid: int, field_name: str = "VmRSS") -> int:
+    """``VmRSS`` (or ``VmHWM``, the peak) of process ``pid``, in kB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise LoadError(f"no {field_name} for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time process ``pid`` has used so far, in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class RssSampler:
+    """Samples a process's RSS every ``interval`` s in a thread; keeps the maximum."""
+
+    def __init__(self, pid: int, interval: float = 0.02) -> None:
+        self.pid, self.interval = pid, interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "RssSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak = max(self.peak, rss_kb(self.pid))
+            except (OSError, LoadError):
+                return
+            self._stop.wait(self.interval)
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+def bridge_config(amqp_url: str, shutter_port: int, face_port: int, hub_port: int) -> str:
+    """The TOML configuration of the bridge under load."""
+    return (f'name = "{BRIDGE_NAME}"\n\n[amqp]\nurl = "{amqp_url}"\n\n'
+            f'[hub]\nport = {hub_port}\n\n'
+            f'[actors.{LEGACY_ACTOR}]\nlives = "legacy"\nport = {shutter_port}\n\n'
+            f'[actors.{AMQP_ACTOR}]\nlives = "amqp"\nlegacy_port = {face_port}\n')
+
+
+@dataclass
+class Setup:
+    """Where everything runs."""
+
+    amqp_url: str
+    face_port: int
+    hub_port: int
+    bridge: Program
+    programs: list[Program]
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU s of each program in the load
+
+
+@contextmanager
+def running_setup(state: Path, amqp_url: str | None,
+                  say: Callable[[str], Any]) -> Iterator[Setup]:
+    """Broker (unless given), the two clu actors and the bridge; all stopped on exit."""
+    env = _environment()
+    py = sys.executable
+    with ExitStack() as stack:
+        if amqp_url is None:
+            from ..service.broker import BrokerError, RabbitMQBroker, rabbitmq_available
+
+            if not rabbitmq_available():
+                raise LoadError("rabbitmq-server is not installed; the load run starts its "
+                                "own private broker")
+            say("starting a private RabbitMQ broker")
+            broker = RabbitMQBroker(node_prefix="loadbench")
+            stack.callback(broker.cleanup)
+            try:
+                broker.start()
+            except BrokerError as exc:
+                raise LoadError(str(exc)) from None
+            amqp_url = broker.url
+        say("starting the clu actors")
+        shutter_port, face_port, hub_port = _free_port(), _free_port(), _free_port()
+        actors = [
+            Program(LEGACY_ACTOR, [py, "-m", "bridge.bench.peers.clu_shutter", "--port",
+                                   str(shutter_port), "--name", LEGACY_ACTOR], state, env),
+            Program(AMQP_ACTOR, [py, "-m", "bridge.bench.peers.clu_camera", "--url", amqp_url,
+                                 "--name", AMQP_ACTOR], state, env),
+        ]
+        for program in actors:
+            program.start()
+            stack.callback(program.stop)
+        for program in actors:
+            program.wait_ready()
+        say("starting the bridge")
+        config = state / "bridge.toml"
+        config.write_text(bridge_config(amqp_url, shutter_port, face_port, hub_port))
+        ready = state / "bridge.ready"
+        ready.unlink(missing_ok=True)
+        bridge = Program("bridge", [py, "-m", "bridge.cli.main", "serve", "--config",
+                                    str(config), "--ready-file", str(ready)], state, env)
+        bridge.start()
+        stack.callback(bridge.stop)
+        bridge.wait_ready(ready_file=ready)
+        yield Setup(amqp_url, face_port, hub_port, bridge, [*actors, bridge])
+
+
+def bridge_status(amqp_url: str, timeout: float = 60.0) -> dict[str, Any]:
+    """``bridge status --json`` of the bridge under load."""
+    out = subprocess.run([sys.executable, "-m", "bridge.cli.main", "status", "--amqp", amqp_url,
+                          "--name", BRIDGE_NAME, "--json"], capture_output=True, text=True,
+                         timeout=timeout, env=_environment())
+    if out.returncode != 0:
+        raise LoadError(f"bridge status failed: {out.stdout}{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def wait_connected(amqp_url: str, timeout: float = 60.0) -> None:
+    """Until ``bridge status`` shows every actor connected (the legacy link connects in
+    the background after ``bridge serve`` is ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        actors = bridge_status(amqp_url).get("actors", [])
+        if actors and all(a[3] == "connected" for a in actors):
+            return
+        if time.monotonic() > deadline:
+            raise LoadError(f"actors not connected after {timeout:g} s: {actors}")
+        time.sleep(0.2)
+
+
+def log_problems(text: str) -> list[str]:
+    """Lines of the bridge's log that show an error or an exception."""
+    bad = [l for l in text.splitlines()
+           if "Traceback" in l or " ERROR " in l or " CRITICAL " in l]
+    return [f"bridge log: {l.strip()[:200]}" for l in bad[:5]]
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+class _Command:
+    __slots__ = ("indices", "ended", "code")
+
+    def __init__(self) -> None:
+        self.indices: list[int] = []
+        self.ended = False
+        self.code = ""
+
+
+class _Client:
+    """Sends its commands ``window`` at a time and checks every reply (subclasses: I/O)."""
+
+    def __init__(self, tally: Tally, spam: int, window: int) -> None:
+        self.tally = tally
+        self.measured = tally
+        self.spam = spam
+        self.window = window
+        self.commands: dict[Any, _Command] = {}
+        self.pending = 0
+        self.todo = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def run(self, count: int) -> None:
+        """Send ``count`` commands; return when each has ended (or on timeout)."""
+        self.todo = count
+        self.idle.clear()
+        while self.pending < self.window and self.todo:
+            self._next()
+        if count == 0:
+            self.idle.set()
+        await self.idle.wait()
+
+    def _next(self) -> None:
+        self.todo -= 1
+        self.pending += 1
+        self.tally.sent += 1
+        key = self.send(f"spam {self.spam}")
+        self.commands[key] = _Command()
+
+    def send(self, text: str) -> Any:
+        raise NotImplementedError
+
+    def reply(self, key: Any, code: str, values: dict[str, Any]) -> None:
+        """One reply for our command ``key``."""
+        cmd = self.commands.get(key)
+        if cmd is None:
+            self.tally.wrong_commander += 1
+            return
+        if cmd.ended:
+            self.tally.duplicates += 1
+            return
+        if "spam_index" in values:
+            cmd.indices.append(values["spam_index"])
+        if code not in (":", "f", "F", "!"):
+            return
+        cmd.ended = True
+        cmd.code = code
+        if code == ":":
+            if cmd.indices == list(range(self.spam)) and values.get("spam_count") == self.spam:
+                self.tally.done += 1
+            else:
+                self.tally.out_of_order += 1
+        else:
+            self.tally.failed += 1
+            if len(self.tally.errors) < 5:
+                self.tally.errors.append(f"{code} {values}")
+        self.pending -= 1
+        if self.todo:
+            self._next()
+        elif not self.pending:
+            self.idle.set()
+
+    def lost(self) -> int:
+        return sum(1 for c in self.commands.values() if not c.ended)
+
+
+def _values(text: str) -> dict[str, Any]:
+    """``spam_index``/``spam_count``/``error`` of a keyword text (enough for checking)."""
+    out: dict[str, Any] = {}
+    for part in text.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key in ("spam_index", "spam_count"):
+            try:
+                out[key] = int(value)
+            except ValueError:
+                out[key] = value
+        elif key in ("error", "NoTarget", "text") and value:
+            out[key] = value
+    return out
+
+
+class LegacyFaceClient(_Client):
+    """A raw socket on an actor's legacy face: ``<commander> <mid> <text>`` out,
+    ``<cid> <mid> <code> <keywords>`` in; cid must be this connection's user id."""
+
+    def __init__(self, tally: Tally, spam: int, window: int, name: str) -> None:
+        super().__init__(tally, spam, window)
+        self.name = name
+        self.user_id: int | None = None
+        self.mid = 0
+        self.writer: asyncio.StreamWriter | None = None
+        self.reader_task: asyncio.Task[None] | None = None
+        self.greeted = asyncio.Event()
+
+    async def connect(self, port: int) -> None:
+        reader, self.writer = await asyncio.open_connection(LOOPBACK, port, limit=1 << 20)
+        self.reader_task = asyncio.ensure_future(self._read(reader))
+        await asyncio.wait_for(self.greeted.wait(), 60)
+
+    def send(self, text: str) -> Any:
+        assert self.writer is not None
+        self.mid += 1
+        self.writer.write(f"{self.name} {self.mid} {text}\n".encode())
+        return self.mid
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                return
+            parts = raw.decode(errors="replace").rstrip("\n").split(" ", 3)
+            if len(parts) < 3 or not parts[0].isdigit() or not parts[1].isdigit():
+                self.tally.wrong_commander += 1
+                continue
+            cid, mid, code = int(parts[0]), int(parts[1]), parts[2]
+            text = parts[3] if len(parts) > 3 else ""
+            if self.user_id is None and mid == 0 and text.startswith("yourUserID="):
+                self.user_id = cid
+                self.greeted.set()
+                continue
+            if cid == 0 or mid == 0:
+                continue  # broadcasts (UserInfo, the actor's unsolicited output)
+            if cid != self.user_id:
+                self.tally.wrong_commander += 1
+                continue
+            self.reply(mid, code, _values(text))
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.reader_task is not None:
+            self.reader_task.cancel()
+
+
+class HubClient(LegacyFaceClient):
+    """A raw socket on the hub port: ``<commander> <mid> <actor> <text>`` out; every line of
+    the hub comes in (``<commander> <mid> <actor> <code> ...``), ours are checked."""
+
+    def __init__(self, tally: Tally, spam: int, window: int, name: str,
+                 actors: tuple[str, ...]) -> None:
+        super().__init__(tally, spam, window, name)
+        self.actors = actors
+        self.actor_of: dict[int, str] = {}
+
+    async def connect(self, port: int) -> None:
+        reader, self.writer = await asyncio.open_connection(LOOPBACK, port, limit=1 << 20)
+        self.reader_task = asyncio.ensure_future(self._read(reader))
+
+    def send(self, text: str) -> Any:
+        assert self.writer is not None
+        self.mid += 1
+        actor = self.actors[self.mid % len(self.actors)]
+        self.actor_of[self.mid] = actor
+        self.writer.write(f"{self.name} {self.mid} {actor} {text}\n".encode())
+        return self.mid
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        prefix = self.name + " "
+        while True:
+            raw = await reader.readline()
+            if not raw:
+                return
+            line = raw.decode(errors="replace").rstrip("\n")
+            if not line.startswith(prefix):
+                continue  # other commanders' traffic, the hub's own broadcasts
+            parts = line.split(" ", 4)
+            if len(parts) < 4 or not parts[1].isdigit():
+                self.tally.wrong_commander += 1
+                continue
+            mid, source, code = int(parts[1]), parts[2], parts[3]
+            if self.actor_of.get(mid) not in (source, None) and source != "hub":
+                self.tally.wrong_commander += 1
+                continue
+            self.reply(mid, code, _values(parts[4] if len(parts) > 4 else ""))
+
+
+class AmqpClient(_Client):
+    """A plain aio-pika client: publishes clu commands to ``command.<actor>`` and reads the
+    replies routed to ``reply.<name>.#`` on its own exclusive queue."""
+
+    def __init__(self, tally: Tally, spam: int, window: int, name: str, actor: str) -> None:
+        super().__init__(tally, spam, window)
+        self.name, self.actor = name, actor
+        self.connection: Any = None
+        self.exchange: Any = None
+        self.queue_name = f"{name}_replies"
+
+    async def connect(self, url: str) -> None:
+        import aio_pika
+
+        self.connection = await aio_pika.connect(url)
+        channel = await self.connection.channel()
+        self.exchange = await channel.declare_exchange(EXCHANGE, type="topic",
+                                                       auto_delete=True, durable=False)
+        queue = await channel.declare_queue(self.queue_name, exclusive=True)
+        await queue.bind(self.exchange, routing_key=f"reply.{self.name}.#")
+        await queue.consume(self._on_message, no_ack=True)
+        self._publishing: set[asyncio.Task[None]] = set()
+
+    def send(self, text: str) -> Any:
+        import aio_pika
+
+        command_id = str(uuid.uuid4())
+        message = aio_pika.Message(
+            json.dumps({"command_string": text}).encode(), content_type="text/json",
+            correlation_id=command_id, reply_to=self.queue_name,
+            headers={"command_id": command_id, "commander_id": f"{self.name}.{self.actor}",
+                     "internal": False})
+        task = asyncio.ensure_future(self.exchange.publish(message, f"command.{self.actor}"))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+        return command_id
+
+    async def _on_message(self, message: Any) -> None:
+        headers = message.headers or {}
+        if (headers.get("commander_id") != f"{self.name}.{self.actor}"
+                or headers.get("sender") != self.actor
+                or headers.get("command_id") != message.correlation_id):
+            self.tally.wrong_commander += 1
+            return
+        try:
+            values = json.loads(message.body)
+        except ValueError:
+            values = {}
+        self.reply(headers.get("command_id"), str(headers.get("message_code")),
+                   values if isinstance(values, dict) else {})
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+
+FACE = f"legacy face -> {AMQP_ACTOR} (AMQP)"
+HUB = f"hub port -> {LEGACY_ACTOR}+{AMQP_ACTOR}"
+AMQP = f"AMQP -> {LEGACY_ACTOR} (legacy)"
+
+
+async def _drive(setup: Setup, settings: LoadSettings,
+                 say: Callable[[str], Any]
+                 ) -> tuple[dict[str, Tally], dict[str, Tally], float, dict[str, int]]:
+    s = settings
+    tallies = {FACE: Tally(), HUB: Tally(), AMQP: Tally()}
+    clients: list[_Client] = []
+    faces = [LegacyFaceClient(tallies[FACE], s.spam, s.window, f"load.f{i}")
+             for i in range(s.legacy_clients - s.hub_clients)]
+    hubs = [HubClient(tallies[HUB], s.spam, s.window, f"load.h{i}", (LEGACY_ACTOR, AMQP_ACTOR))
+            for i in range(s.hub_clients)]
+    amqps = [AmqpClient(tallies[AMQP], s.spam, s.window, f"load_a{i}", LEGACY_ACTOR)
+             for i in range(s.amqp_clients)]
+    rss: dict[str, int] = {"start": rss_kb(setup.bridge.pid)}
+    cpu = setup.cpu
+    try:
+        say(f"connecting {len(faces) + len(hubs)} legacy and {len(amqps)} AMQP clients")
+        for face in faces:
+            await face.connect(setup.face_port)
+            clients.append(face)
+        for hub in hubs:
+            await hub.connect(setup.hub_port)
+            clients.append(hub)
+        for amqp in amqps:
+            await amqp.connect(setup.amqp_url)
+            clients.append(amqp)
+        for tally, group in ((tallies[FACE], faces), (tallies[HUB], hubs),
+                             (tallies[AMQP], amqps)):
+            tally.clients = len(group)
+        say("warm-up")
+        warm = {name: Tally(clients=t.clients) for name, t in tallies.items()}
+        for client in clients:
+            client.tally, client.measured = warm[_kind(client)], client.tally
+        await _round(clients, [s.warmup] * len(clients), TIMEOUT)
+        for client in clients:
+            client.tally = client.measured
+        await asyncio.sleep(1.0)
+        rss["baseline"] = rss_kb(setup.bridge.pid)
+        say(f"load: {s.commands:,} commands")
+        shares = [s.commands // len(clients)] * len(clients)
+        for i in range(s.commands - sum(shares)):
+            shares[i] += 1
+        cpu0 = {p.name: cpu_seconds(p.pid) for p in setup.programs}
+        with RssSampler(setup.bridge.pid) as sampler:
+            t0 = time.perf_counter()
+            await _round(clients, shares, TIMEOUT)
+            seconds = time.perf_counter() - t0
+            cpu.update({p.name: cpu_seconds(p.pid) - cpu0[p.name] for p in setup.programs})
+            await asyncio.sleep(1.0)  # late duplicates would arrive now
+        rss["peak"] = sampler.peak
+        for client in clients:
+            client.tally.lost += client.lost()
+        await asyncio.sleep(1.0)
+        rss["after"] = rss_kb(setup.bridge.pid)
+        rss["hwm"] = rss_kb(setup.bridge.pid, "VmHWM")
+    finally:
+        for client in clients:
+            await client.close()
+    return tallies, warm, seconds, rss
+
+
+def _kind(client: _Client) -> str:
+    if isinstance(client, HubClient):
+        return HUB
+    return FACE if isinstance(client, LegacyFaceClient) else AMQP
+
+
+async def _round(clients: list[_Client], counts: list[int], timeout: float) -> None:
+    runs = [asyncio.ensure_future(c.run(n)) for c, n in zip(clients, counts)]
+    done, pending = await asyncio.wait(runs, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        task.result()
+
+
+def run_load(settings: LoadSettings | None = None, amqp_url: str | None = None,
+             progress: Callable[[str], Any] | None = None,
+             log_dir: str | os.PathLike[str] | None = None) -> LoadResult:
+    """Start the peers and the bridge, run the load, check the bridge afterwards, stop all.
+
+    ``amqp_url``: use this broker (a virtual host of it) instead of a private one.
+    The logs go to ``log_dir`` (kept), else to a temporary directory (removed).
+    """
+    settings = settings or LoadSettings()
+    if not 0 <= settings.hub_clients <= settings.legacy_clients or settings.commands < 1 \
+            or settings.window < 1 or settings.legacy_clients + settings.amqp_clients < 1:
+        raise ValueError("need 0 <= hub_clients <= legacy_clients, some clients, "
+                         "commands >= 1, window >= 1")
+    say = progress or (lambda _msg: None)
+    with _state_dir(log_dir) as state, running_setup(state, amqp_url, say) as setup:
+        wait_connected(setup.amqp_url)
+        tallies, warmup, seconds, rss = asyncio.run(_drive(setup, settings, say))
+        say("bridge status")
+        status = bridge_status(setup.amqp_url)
+        problems = log_problems(setup.bridge.log_text())
+    return LoadResult(settings, tallies, warmup, seconds, rss, status, problems, setup.cpu)
+
+
+@contextmanager
+def _state_dir(log_dir: str | os.PathLike[str] | None) -> Iterator[Path]:
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(log_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        yield Path(tmp)
+
+
+def add_arguments(ap: Any) -> None:
+    """The command-line options (shared with ``bridge bench load``)."""
+    d = LoadSettings()
+    ap.add_argument("--commands", type=int, default=d.commands, help="commands in all")
+    ap.add_argument("--legacy-clients", type=int, default=d.legacy_clients)
+    ap.add_argument("--hub-clients", type=int, default=d.hub_clients,
+                    help="of the legacy clients, how many use the hub port")
+    ap.add_argument("--amqp-clients", type=int, default=d.amqp_clients)
+    ap.add_argument("--window", type=int, default=d.window, help="commands in flight per client")
+    ap.add_argument("--spam", type=int, default=d.spam, help="info replies per command")
+    ap.add_argument("--warmup", type=int, default=d.warmup,
+                    help="commands per client before the memory baseline")
+    ap.add_argument("--amqp", default=None, metavar="URL",
+                    help="use this broker instead of starting a private one")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of text")
+    ap.add_argument("--logs", default=None, metavar="DIR", help="keep the logs in DIR")
+
+
+def run_cli(args: Any, out: IO[str] | None = None) -> int:
+    """Run with parsed arguments; exit status 0 if the run shows no problem."""
+    out = out or sys.stdout
+    settings = LoadSettings(args.commands, args.legacy_clients, args.hub_clients,
+                            args.amqp_clients, args.window, args.spam, args.warmup)
+    try:
+        result = run_load(settings, args.amqp,
+                          lambda msg: print(msg, file=sys.stderr, flush=True), args.logs)
+    except (LoadError, ValueError) as exc:
+        print(f"bridge bench load: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(result.as_dict()) if args.json else format_load(result), file=out)
+    return 0 if not result.problems() else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m bridge.bench.load", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(ap)
+    return run_cli(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

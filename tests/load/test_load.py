@@ -1,0 +1,39 @@
+"""Load (issue 7): 100 legacy clients (80 on a legacy face, 20 on the hub port) and 20
+AMQP clients send 10,000 commands through one ``bridge serve`` process to a real clu
+LegacyActor and a real clu AMQPActor, all at once.
+
+Every command must end with exactly one terminal reply at the right commander and id,
+its replies in order; the bridge's RSS must return to its post-warm-up baseline; its
+status must show nothing in flight and its log no error. The run is
+:func:`bridge.bench.load.run_load` (also ``bridge bench load``); the figures go to the
+report (``$BRIDGE_FIGURES``), never into an assertion about speed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from bridge.bench.load import LoadSettings, format_load, run_load
+from tests.faults.helpers import record_figure
+
+
+def test_ten_thousand_commands_from_120_clients(amqp_url, tmp_path):
+    settings = LoadSettings()
+    assert (settings.commands, settings.legacy_clients, settings.amqp_clients) == (10_000, 100, 20)
+    with ThreadPoolExecutor(1) as pool:  # its own asyncio loop, away from the reactor's
+        result = pool.submit(run_load, settings, amqp_url, None, tmp_path / "logs").result()
+    report = format_load(result)
+    print(report)
+    assert result.problems() == [], report
+    total = result.total
+    assert total.sent == total.done == 10_000, report
+    assert {k: v.clients for k, v in result.tallies.items()} == {
+        "legacy face -> camera (AMQP)": 80, "hub port -> lshutter+camera": 20,
+        "AMQP -> lshutter (legacy)": 20}, report
+    assert result.in_flight_after == 0
+    rss = result.rss_kb
+    record_figure("load: commands", total.sent, lost=total.lost, duplicates=total.duplicates,
+                  seconds=round(result.seconds, 1))
+    record_figure("load: bridge RSS", round(rss["peak"] / 1024, 1), unit="MB (peak)",
+                  baseline_mb=round(rss["baseline"] / 1024, 1),
+                  after_mb=round(rss["after"] / 1024, 1))
