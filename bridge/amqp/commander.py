@@ -1,8 +1,16 @@
 """Command clu actors over AMQP, like clu's ``AMQPClient``.
 
-:class:`AmqpCommander` owns the exclusive queue ``<name>_replies`` bound to ``reply.#``
-(so it sees every reply on the exchange, as every clu client does), sends commands to
+:class:`AmqpCommander` owns the exclusive queue ``<name>_replies``, sends commands to
 ``command.<actor>`` and tracks them by command id (= correlation id, as clu).
+
+What the queue hears: with ``hear_all`` (the default) it is bound to ``reply.#`` and
+sees every reply on the exchange, as every clu client does. Without it (the bridge),
+it is bound to ``reply.broadcast`` and, before the first command to an actor is
+published, to ``reply.#.<actor>`` (every clu-style commander's replies from that
+actor; see :func:`~bridge.protocol.clu_messages.replies_binding_for`), plus what
+:meth:`AmqpCommander.listen_to` asks for: a process that publishes replies itself
+(the bridge's faces) then does not hear its own replies again, nor unrelated traffic.
+The queue is consumed without acknowledgements (exclusive: nothing to redeliver).
 
 Failures are always terminal, never silent hangs:
 
@@ -52,13 +60,16 @@ from bridge.core.replies import Reply
 from bridge.protocol.clu_messages import (
     CONTENT_TYPE,
     FAILED,
+    BROADCAST_ROUTING_KEY,
     REPLIES_BINDING,
     CommandMessage,
     MessageError,
     check_name,
     command_routing_key,
     default_commander_id,
+    actor_replies_binding,
     encode_json,
+    replies_binding_for,
     replies_queue_name,
     reply_routing_key,
     routing_failure_body,
@@ -102,9 +113,13 @@ class AmqpCommander:
         *,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
         watch_interval: float | None = DEFAULT_WATCH_INTERVAL,
+        hear_all: bool = True,
     ) -> None:
         self.connection = connection
         self.name = check_name(name)
+        self.hear_all = hear_all
+        #: Bindings of the replies queue, each done (or being made: a future).
+        self._bindings: dict[str, asyncio.Future[None]] = {}
         self.publish_timeout = publish_timeout
         self.watch_interval = watch_interval
         self._watchdog: asyncio.Task[None] | None = None
@@ -122,13 +137,15 @@ class AmqpCommander:
         return self._queue is not None
 
     async def start(self) -> AmqpCommander:
-        """Declare ``<name>_replies`` (exclusive) bound to ``reply.#`` and consume it."""
+        """Declare ``<name>_replies`` (exclusive), bind it (``reply.#``, or
+        ``reply.broadcast`` without ``hear_all``) and consume it."""
         if self._queue is not None:
             raise AmqpError(f"commander {self.name!r} already started")
         self._channel = await self.connection.open_channel()
+        first = REPLIES_BINDING if self.hear_all else BROADCAST_ROUTING_KEY
         try:
             self._queue, self._consumer_tag = await self._channel.declare_exclusive_queue(
-                self.queue_name, [REPLIES_BINDING], self._on_message
+                self.queue_name, [first], self._on_message, no_ack=True
             )
         except QueueInUse as exc:
             await self.connection.release_channel(self._channel)
@@ -142,6 +159,9 @@ class AmqpCommander:
             self.connection.release_queue_name(self.queue_name)
             self._channel = None
             raise
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        self._bindings = {first: done}
         self.connection.on_disconnect(self._on_disconnect)
         if self.watch_interval:
             self._watchdog = asyncio.ensure_future(self._watch_actors())
@@ -159,6 +179,9 @@ class AmqpCommander:
         for task in list(self._publishing):
             task.cancel()
         queue, self._queue = self._queue, None
+        for binding in self._bindings.values():
+            binding.cancel()
+        self._bindings = {}
         if queue is not None and self._consumer_tag is not None:
             try:
                 await asyncio.wait_for(queue.cancel(self._consumer_tag), 5)
@@ -176,10 +199,49 @@ class AmqpCommander:
         await self.stop()
 
     def add_reply_listener(self, listener: ReplyListener) -> None:
-        """Call ``listener(reply)`` for every valid reply received (all of ``reply.#``:
-        broadcasts, other commanders' traffic, our own commands' replies)."""
+        """Call ``listener(reply)`` for every valid reply received: what the queue is
+        bound to (with ``hear_all`` all of ``reply.#``: broadcasts, other commanders'
+        traffic, our own commands' replies; else see :meth:`listen_to`)."""
         if listener not in self._listeners:
             self._listeners.append(listener)
+
+    def listen_to(self, actor: str | None) -> None:
+        """Also hear the replies of every clu-style command to ``actor`` (``None``:
+        everything). The binding is made in the background; replies published before
+        it is in place are not heard (nothing waits for them)."""
+        binding = REPLIES_BINDING if actor is None else actor_replies_binding(actor)
+        if self.hear_all or binding in self._bindings:
+            return
+        task = asyncio.ensure_future(self.hear(binding))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
+            "%s: could not bind %r: %r", self.name, binding, t.exception()))
+
+    async def hear(self, binding: str) -> None:
+        """Make sure the replies queue is bound with ``binding`` (once; concurrent
+        callers wait for the same bind). Nothing to do with ``hear_all``."""
+        pending = self._bindings.get(binding)
+        if pending is not None and pending.done() and not pending.cancelled() \
+                and pending.exception() is None:
+            return  # the fast path: bound already
+        if self.hear_all or REPLIES_BINDING in self._bindings:
+            return
+        if self._channel is None or self._queue is None:
+            raise AmqpError(f"commander {self.name!r} is not started")
+        if pending is None or pending.done():
+            pending = asyncio.ensure_future(self._bind(binding))
+            self._bindings[binding] = pending
+        await asyncio.shield(pending)
+
+    async def _bind(self, binding: str) -> None:
+        assert self._channel is not None and self._queue is not None
+        try:
+            await asyncio.wait_for(self._channel.bind(self._queue, binding),
+                                   self.publish_timeout)
+        except BaseException:
+            if self._bindings.get(binding) is asyncio.current_task():
+                del self._bindings[binding]
+            raise
+        log.debug("%s: replies queue bound to %r", self.name, binding)
 
     def remove_reply_listener(self, listener: ReplyListener) -> None:
         """Forget ``listener``; no error if unknown."""
@@ -278,6 +340,8 @@ class AmqpCommander:
                         f"commander {self.name!r} is not started")
             return
         try:
+            # Its replies must be heard: bind for them first (once per actor).
+            await self.hear(replies_binding_for(message.commander_id, actor))
             await self._channel.publish(
                 command_to_message(message),
                 command_routing_key(actor),
@@ -358,11 +422,7 @@ class AmqpCommander:
             log.debug("%s: could not publish routing failure: %r", self.name, exc)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        """Consumer callback for ``<name>_replies``: never raises."""
-        try:
-            await message.ack()
-        except Exception as exc:
-            log.warning("%s: could not ack reply: %r", self.name, exc)
+        """Consumer callback for ``<name>_replies`` (no acks): never raises."""
         try:
             decoded = incoming_reply(message)
         except MessageError as err:

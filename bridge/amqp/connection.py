@@ -152,8 +152,12 @@ class AmqpChannel:
         name: str,
         bindings: Sequence[str],
         callback: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+        *,
+        no_ack: bool = False,
     ) -> tuple[AbstractRobustQueue, str]:
-        """Declare an exclusive queue as clu does, bind it, consume it.
+        """Declare an exclusive queue as clu does, bind it, consume it (with ``no_ack``
+        the broker delivers without waiting for acknowledgements: prefetch does not
+        apply, and nothing is ever redelivered, which an exclusive queue never does anyway).
 
         Ownership is checked first on a throw-away plain channel, so that a name already
         owned by another connection raises :class:`QueueInUse` without the broker
@@ -163,8 +167,12 @@ class AmqpChannel:
         queue = await self.channel.declare_queue(name, exclusive=True)
         for binding in bindings:
             await queue.bind(self.exchange, routing_key=binding)
-        tag = await queue.consume(callback)
+        tag = await queue.consume(callback, no_ack=no_ack)
         return queue, tag
+
+    async def bind(self, queue: AbstractRobustQueue, routing_key: str) -> None:
+        """Bind ``queue`` to the clu exchange (restored by aio-pika after a reconnect)."""
+        await queue.bind(self.exchange, routing_key=routing_key)
 
     async def close(self) -> None:
         """Close the channel (errors while closing are logged, not raised)."""

@@ -80,6 +80,24 @@ def reply_routing_key(commander_id: str | None, broadcast: bool = False) -> str:
     return f"reply.{commander_id}"
 
 
+def actor_replies_binding(actor: str) -> str:
+    """``reply.#.<actor>``: the replies to every command sent to ``actor`` by a clu-style
+    commander (commander ids ``<name>.<actor>``, chains ``<a>.<b>.<actor>``)."""
+    return f"reply.#.{check_name(actor)}"
+
+
+def replies_binding_for(commander_id: str, actor: str) -> str:
+    """The narrowest binding that hears the replies to a command from ``commander_id``
+    to ``actor``: :func:`actor_replies_binding` when the id ends with ``.<actor>``
+    (clu's default and chains), ``reply.<commander_id>`` when that key is no pattern,
+    else everything (``reply.#``)."""
+    if commander_id == actor or commander_id.endswith("." + actor):
+        return actor_replies_binding(actor)
+    if any(word in ("*", "#") for word in commander_id.split(".")):
+        return REPLIES_BINDING
+    return reply_routing_key(commander_id)
+
+
 def default_commander_id(sender: str, actor: str) -> str:
     """clu's default commander id for a command from ``sender`` to ``actor``."""
     return f"{sender}.{actor}"

@@ -82,8 +82,10 @@ class AmqpTarget:
 
     def add_reply_listener(self, listener: Callable[[Reply], Any],
                            sender: str | None = None) -> None:
-        """``listener(reply)`` for replies of ``sender`` (any if None) not answering our commands."""
+        """``listener(reply)`` for replies of ``sender`` (any if None) not answering our
+        commands. The commander's queue is bound to hear that sender's traffic."""
         self._listeners.append((sender, listener))
+        self.commander.listen_to(sender)
 
     def _on_any_reply(self, reply: Reply) -> None:
         command_id = reply.command_id

@@ -102,7 +102,8 @@ class Bridge:
         cfg = self.config
         self.connection = AmqpConnection(self.amqp_url)
         await asyncio.wait_for(self.connection.start(), cfg.connect_timeout)
-        self.commander = AmqpCommander(self.connection, cfg.name)
+        # Narrow bindings: not its own replies echoed, not unrelated traffic.
+        self.commander = AmqpCommander(self.connection, cfg.name, hear_all=False)
         await self.commander.start()
         self.amqp_target = AmqpTarget(self.commander)
         if cfg.tron is not None:

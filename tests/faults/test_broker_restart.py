@@ -17,6 +17,7 @@ import logging
 
 import pytest
 
+from bridge.protocol.clu_messages import REPLIES_BINDING
 from bridge.service.bridge import Bridge
 from bridge.service.config import parse_config
 from tests.faults.helpers import (
@@ -77,6 +78,7 @@ async def test_broker_restart_mid_command(amqp_url, rabbitmq, start_clu_camera,
             # (this queue's too) are restored.
             heard = []
             bridge.commander.add_reply_listener(heard.append)
+            await bridge.commander.hear(REPLIES_BINDING)  # all of reply.#, its own too
             try:
                 await until(lambda: not in_flight(bridge), "the hub's init commands")
                 assert code_of((await face.command("1 expose 0 --no-sleep", 1))[-1]) == ":"
