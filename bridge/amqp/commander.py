@@ -58,21 +58,24 @@ from bridge.amqp.wire import command_to_message, incoming_reply, reply_from_mess
 from bridge.core.commands import CommandHandle, CommandTable, ReplyCallback
 from bridge.core.replies import Reply
 from bridge.protocol.clu_messages import (
+    BROADCAST_ROUTING_KEY,
     CONTENT_TYPE,
     FAILED,
-    BROADCAST_ROUTING_KEY,
+    MAX_SHORT_STRING,
     REPLIES_BINDING,
     CommandMessage,
     MessageError,
+    actor_replies_binding,
     check_name,
     command_routing_key,
     default_commander_id,
-    actor_replies_binding,
     encode_json,
+    fits_short_string,
     replies_binding_for,
     replies_queue_name,
     reply_routing_key,
     routing_failure_body,
+    usable_commander_id,
 )
 
 log = logging.getLogger(__name__)
@@ -317,11 +320,17 @@ class AmqpCommander:
         if self._channel is None:
             raise AmqpError(f"commander {self.name!r} is not started")
         command_id = command_id or str(uuid.uuid4())
+        commander_id = commander_id or default_commander_id(self.name, actor)
+        if not usable_commander_id(commander_id):
+            raise ValueError(f"commander id too long for AMQP ({len(commander_id)} characters): "
+                             f"reply.<commander id> must fit a {MAX_SHORT_STRING}-byte routing key")
+        if not fits_short_string(command_id):
+            raise ValueError(f"command id too long for AMQP ({MAX_SHORT_STRING} bytes at most)")
         if command_id in self.running:
             raise ValueError(f"command id {command_id!r} is already in flight")
         message = CommandMessage(
             command_id=command_id,
-            commander_id=commander_id or default_commander_id(self.name, actor),
+            commander_id=commander_id,
             command_string=command_string,
             internal=internal,
             write_to_log=write_to_log,

@@ -73,6 +73,21 @@ def command_routing_key(actor: str) -> str:
     return f"command.{actor}"
 
 
+#: AMQP short strings (routing keys, correlation ids) hold at most 255 bytes.
+MAX_SHORT_STRING = 255
+
+
+def fits_short_string(text: str) -> bool:
+    """True if ``text`` can travel as an AMQP short string (at most 255 UTF-8 bytes)."""
+    return len(text) <= MAX_SHORT_STRING // 4 or len(text.encode("utf-8", "surrogatepass")) \
+        <= MAX_SHORT_STRING
+
+
+def usable_commander_id(commander_id: str) -> bool:
+    """True if replies can be routed to ``commander_id``: ``reply.<id>`` fits a routing key."""
+    return fits_short_string(reply_routing_key(commander_id))
+
+
 def reply_routing_key(commander_id: str | None, broadcast: bool = False) -> str:
     """``reply.<commander_id>`` or ``reply.broadcast`` (broadcast or no commander)."""
     if broadcast or commander_id is None:
@@ -283,7 +298,8 @@ def decode_command(
     """Validate and decode a delivery on an actor's commands queue.
 
     Raises :class:`MessageError` for: a ``task`` message, missing or non-string
-    ``commander_id``/``command_id`` headers, a body that is not JSON or not an object,
+    ``commander_id``/``command_id`` headers, ids too long for the replies' routing key
+    or correlation id (AMQP short strings: 255 bytes), a body that is not JSON or not an object,
     a missing or non-string ``command_string``, one containing CR or LF, an empty one,
     and non-boolean ``internal``/``write_to_log`` headers.
     """
@@ -295,10 +311,15 @@ def decode_command(
     internal = _flag(headers, "internal", False)
 
     def error(reason: str) -> MessageError:
+        # Answer where the reply can go: ids too long for AMQP short strings cannot be
+        # the reply's routing key / correlation id (the broadcast then carries the f).
+        commander = _nonempty_str(raw_commander)
+        command_id = _nonempty_str(raw_command_id)
         return MessageError(
             reason,
-            command_id=_nonempty_str(raw_command_id) or correlation_id,
-            commander_id=_nonempty_str(raw_commander),
+            command_id=command_id if command_id and fits_short_string(command_id)
+            else correlation_id,
+            commander_id=commander if commander and usable_commander_id(commander) else None,
             internal=bool(internal),
         )
 
@@ -323,6 +344,12 @@ def decode_command(
         raise error(f"command_id header must be a string, not {_type_name(raw_command_id)}")
     if not raw_command_id:
         raise error("empty command_id header")
+    if not usable_commander_id(raw_commander):
+        raise error(f"commander_id header too long: reply.<commander_id> must fit an AMQP "
+                    f"routing key ({MAX_SHORT_STRING} bytes)")
+    if not fits_short_string(raw_command_id):
+        raise error(f"command_id header too long: replies carry it as their correlation id "
+                    f"({MAX_SHORT_STRING} bytes at most)")
     if internal is None:
         raise error(f"internal header must be a boolean, not {_type_name(headers.get('internal'))}")
     write_to_log = _flag(headers, "write_to_log", True)

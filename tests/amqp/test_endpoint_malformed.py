@@ -10,7 +10,14 @@ import aio_pika
 import pytest
 from clu import CommandStatus as CluStatus
 
-from tests.amqp.helpers import clu_client, clu_command, endpoint, raw_publisher, wire_spy
+from tests.amqp.helpers import (
+    clu_client,
+    clu_command,
+    commander,
+    endpoint,
+    raw_publisher,
+    wire_spy,
+)
 from tests.support.aio import aio_test
 
 def aio_pika_json(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
@@ -94,6 +101,37 @@ async def test_message_without_any_ids_is_broadcast_and_logged(
     assert reply.correlation_id is None
     assert "missing commander_id header" in aio_pika_json(reply)["error"]
     assert any("missing commander_id" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("body", [b'{"command_string": "ping"}', b"{}"], ids=["ok", "bad"])
+@aio_test
+async def test_commander_id_too_long_for_a_routing_key_gets_a_broadcast_f(
+    amqp_url: str, body: bytes
+) -> None:
+    """``reply.<300 x>`` cannot be a routing key: the f goes to ``reply.broadcast``."""
+    async with (
+        wire_spy(amqp_url) as spy,
+        endpoint(amqp_url, "bridged"),
+        raw_publisher(amqp_url) as exchange,
+    ):
+        await exchange.publish(
+            aio_pika.Message(body, headers={"command_id": "long-1", "commander_id": "x" * 300},
+                             correlation_id="long-1"),
+            routing_key="command.bridged")
+        (reply,) = await spy.wait_for(lambda m: m.routing_key == "reply.broadcast")
+    assert reply.headers["message_code"] == "f"
+    assert reply.headers["commander_id"] is None and reply.correlation_id is None
+    assert "too long" in aio_pika_json(reply)["error"]
+
+
+@aio_test
+async def test_commander_refuses_ids_that_amqp_cannot_carry(amqp_url: str) -> None:
+    async with commander(amqp_url, "longcmdr") as cmdr:
+        with pytest.raises(ValueError, match="commander id too long"):
+            await cmdr.send_command("bridged", "ping", commander_id="APO." + "j" * 260)
+        with pytest.raises(ValueError, match="command id too long"):
+            await cmdr.send_command("bridged", "ping", command_id="c" * 256)
+        assert not cmdr.running
 
 
 @aio_test

@@ -248,3 +248,25 @@ def test_reply_round_trip_property(code: str, payload: dict[str, Any], internal:
                        routing_key=reply.routing_key())
     assert got.body == payload and got.internal == reply.internal
     assert got.message_code == code and got.is_terminal == cm.is_terminal(code)
+
+
+def test_ids_too_long_for_amqp_short_strings() -> None:
+    """``reply.<commander_id>`` is a routing key and the command id becomes the replies'
+    correlation id: both AMQP short strings (255 bytes). Found by the AMQP fuzz test: a
+    300-character commander id made the rejection itself unpublishable (no reply at all)."""
+    good = {"command_id": "c1", "commander_id": "a.b"}
+    body = b'{"command_string": "ping"}'
+    longest = "x" * (255 - len("reply."))
+    assert cm.usable_commander_id(longest) and not cm.usable_commander_id(longest + "x")
+    assert not cm.usable_commander_id("\u00e9" * 125)  # 250 characters, 250 + 6 bytes
+    assert decode_command({**good, "commander_id": longest}, body, "c1").commander_id == longest
+    with pytest.raises(MessageError, match="commander_id header too long") as info:
+        decode_command({**good, "commander_id": longest + "x"}, body, "c1")
+    assert info.value.commander_id is None and info.value.command_id == "c1"  # broadcast
+    with pytest.raises(MessageError, match="command_id header too long") as info:
+        decode_command({**good, "command_id": "y" * 256}, body, "c1")
+    assert info.value.commander_id == "a.b" and info.value.command_id == "c1"
+    # Both too long: answered where a reply can go (the broadcast, null ids).
+    with pytest.raises(MessageError, match="too long") as info:
+        decode_command({"command_id": "z" * 300, "commander_id": "q" * 300}, b"{}", None)
+    assert info.value.commander_id is None and info.value.command_id is None
