@@ -14,7 +14,11 @@ share one):
 * ``b``: clu ``AMQPClient`` -> RabbitMQ -> bridge -> clu LegacyActor;
 * ``c``: raw legacy socket (TCP_NODELAY) -> bridge legacy face -> RabbitMQ -> clu AMQPActor;
 * ``d``: raw legacy socket -> clu LegacyActor (the legacy reference, for context);
-* ``b-ours`` / ``d-ours`` (``ours=True``): as ``b`` / ``d`` with our LegacyActor.
+* ``b-ours`` / ``d-ours`` (``ours=True``): as ``b`` / ``d`` with our LegacyActor;
+* ``e``: clu ``AMQPClient`` -> RabbitMQ -> a minimal actor written with aio-pika alone
+  (:mod:`bridge.bench.peers.aiopika_actor`, publishing as the bridge does): the floor.
+  Its raw stream is the most replies/s one aio-pika publisher gets through this
+  machine's broker, so it bounds every relay built on aio-pika.
 
 Metrics, per run: ``round trip`` = median over ``count`` sequential ``ping`` commands
 (send to the terminal reply), in ms; ``reply stream`` = one ``spam <stream>`` timed from
@@ -66,6 +70,7 @@ LOOPBACK = "127.0.0.1"
 CAMERA = "camera"
 SHUTTER = "shutter"
 OUR_SHUTTER = "ourshutter"
+RAW_ACTOR = "rawactor"
 CLIENT = "relaybench"
 TERMINAL = frozenset(b":fF!")
 _SPAM_INDEX = re.compile(rb" i spam_index=(\d+)")
@@ -79,6 +84,10 @@ PATHS: dict[str, tuple[str, str, str]] = {
     "d": ("legacy socket -> clu LegacyActor", "legacy", SHUTTER),
     "b-ours": ("clu AMQPClient -> bridge -> our LegacyActor", "amqp", OUR_SHUTTER),
     "d-ours": ("legacy socket -> our LegacyActor", "legacy", OUR_SHUTTER),
+    # The floor: an actor written with aio-pika alone, no clu and no bridge. Its raw
+    # stream is what one aio-pika publisher gets through this machine's broker, so no
+    # relay built on aio-pika (the bridge included) can stream faster here.
+    "e": ("clu AMQPClient -> minimal aio-pika actor", "amqp", RAW_ACTOR),
 }
 ROUND_TRIP, STREAM, RAW_STREAM = "round trip", "reply stream", "stream, raw AMQP"
 METRICS = (ROUND_TRIP, STREAM, RAW_STREAM)
@@ -192,6 +201,10 @@ def format_relay(result: RelayResult) -> str:
                      + ", ".join(f"({k.replace('/', ')/(')}) {v:.2f}" for k, v in ratios.items()))
     for name, met in result.goals().items():
         lines.append(f"goal {name}: {'met' if met else 'NOT met'}")
+    ceiling = result.row("e", RAW_STREAM)
+    if ceiling is not None:
+        lines.append(f"ceiling on this machine, path (e) raw stream (aio-pika alone, no relay): "
+                     f"{ceiling.median:,.0f} replies/s")
     s = result.settings
     lines.append(f"{s['runs']} runs x {s['count']} round trips, spam {s['stream']}; "
                  f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
@@ -371,6 +384,8 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         shutter_port, face_port = free_port(), free_port()
         our_port = free_port() if ours else None
         actors = [
+            Program(RAW_ACTOR, _python_module("bridge.bench.peers.aiopika_actor", "--url",
+                                              url, "--name", RAW_ACTOR), state, env=env),
             Program(CAMERA, _python_module("bridge.bench.peers.clu_camera", "--url", url,
                                            "--name", CAMERA), state, env=env),
             Program(SHUTTER, _python_module("bridge.bench.peers.clu_shutter", "--port",

@@ -1,0 +1,106 @@
+"""The relay benchmark's floor: a minimal AMQP actor written with aio-pika alone.
+
+``python -m bridge.bench.peers.aiopika_actor --url amqp://... [--name rawactor]``
+prints ``READY <name> <url>`` once it consumes its command queue. It answers clu
+commands as a clu actor would on the wire (same exchange, queue, headers, JSON
+bodies): ``ping`` -> ``>`` then ``: {"text": "Pong."}``; ``spam N`` -> N
+``i {"spam_index": k}`` then ``: {"spam_count": N}``; anything else ``f``. Replies
+are published as the bridge's AMQP face publishes them (publisher confirms, in order,
+up to 64 unconfirmed), with no validation, logging or translation at all: what one
+aio-pika process can publish on this machine is the ceiling for any relay built on
+aio-pika, the bridge included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+from ._common import announce_ready, wait_for_stop_signal
+
+WINDOW = 64
+
+
+async def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--name", default="rawactor")
+    args = ap.parse_args(argv)
+    import aio_pika
+
+    from ...protocol.clu_messages import (
+        EXCHANGE_AUTO_DELETE,
+        EXCHANGE_DURABLE,
+        EXCHANGE_NAME,
+        EXCHANGE_TYPE,
+    )
+
+    name = args.name
+    connection = await aio_pika.connect(args.url)
+    channel = await connection.channel(publisher_confirms=True)
+    await channel.set_qos(prefetch_count=1)
+    exchange = await channel.declare_exchange(EXCHANGE_NAME, type=EXCHANGE_TYPE,
+                                              auto_delete=EXCHANGE_AUTO_DELETE,
+                                              durable=EXCHANGE_DURABLE)
+    queue = await channel.declare_queue(f"{name}_commands", exclusive=True)
+    await queue.bind(exchange, routing_key=f"command.{name}.#")
+
+    async def run(headers: dict[str, Any], correlation_id: str, text: str) -> None:
+        commander_id = str(headers.get("commander_id"))
+        key = f"reply.{commander_id}"
+        pending: deque[asyncio.Future[Any]] = deque()
+
+        def reply(code: str, body: dict[str, Any]) -> None:
+            message = aio_pika.Message(
+                json.dumps(body).encode(), content_type="text/json",
+                correlation_id=correlation_id, timestamp=datetime.now(timezone.utc),
+                headers={"message_code": code, "commander_id": commander_id,
+                         "command_id": correlation_id, "sender": name,
+                         "internal": code == ">"})
+            pending.append(asyncio.ensure_future(exchange.publish(message, key)))
+
+        verb, _, rest = text.strip().partition(" ")
+        reply(">", {})
+        if verb == "ping":
+            reply(":", {"text": "Pong."})
+        elif verb == "spam" and rest.strip().isdigit():
+            n = int(rest)
+            for index in range(n):
+                reply("i", {"spam_index": index})
+                while len(pending) > WINDOW or (pending and pending[0].done()):
+                    await pending.popleft()
+            reply(":", {"spam_count": n})
+        else:
+            reply("f", {"error": f"unknown command {text!r}"})
+        while pending:
+            await pending.popleft()
+
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def on_message(message: Any) -> None:
+        await message.ack()
+        try:
+            text = json.loads(message.body)["command_string"]
+        except (ValueError, KeyError, TypeError):
+            return
+        task = asyncio.ensure_future(run(dict(message.headers or {}),
+                                         message.correlation_id or "", str(text)))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    await queue.consume(on_message)
+    announce_ready(name, args.url)
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await connection.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
