@@ -36,4 +36,5 @@ def test_ten_thousand_commands_from_120_clients(amqp_url, tmp_path):
                   seconds=round(result.seconds, 1))
     record_figure("load: bridge RSS", round(rss["peak"] / 1024, 1), unit="MB (peak)",
                   baseline_mb=round(rss["baseline"] / 1024, 1),
+                  warmup_peak_mb=round(rss["warmup_hwm"] / 1024, 1),
                   after_mb=round(rss["after"] / 1024, 1))
