@@ -5,14 +5,14 @@ Both the legacy (Twisted TCP) side and the AMQP side build on these, so that
 """
 
 from .commands import CommandHandle, CommandStatus, CommandTable, ReplyCallback
-from .ids import MAX_MID, IdMap, MidAllocator
+from .ids import MAX_MID, MidAllocator
 from .keycache import CachedKeyword, KeywordCache, KeywordCallback
 from .replies import Reply, error_keywords, failure
 from .routing import CommandTarget, PreferAmqpTarget, Route, Router, RoutingTable, no_target
 
 __all__ = [
     "CommandHandle", "CommandStatus", "CommandTable", "ReplyCallback",
-    "IdMap", "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
+    "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
     "CachedKeyword", "KeywordCache", "KeywordCallback",
     "CommandTarget", "PreferAmqpTarget", "Route", "Router", "RoutingTable", "no_target",
 ]

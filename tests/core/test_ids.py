@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from bridge.core import IdMap, MidAllocator
+from bridge.core import MidAllocator
 
 
 def test_allocator_skips_zero_and_ids_in_use_and_wraps():
@@ -13,19 +13,16 @@ def test_allocator_skips_zero_and_ids_in_use_and_wraps():
 
 
 @given(st.lists(st.tuples(st.booleans(), st.integers(0, 20)), max_size=200))
-def test_idmap_never_collides_and_never_leaks(ops):
-    ids = IdMap(maximum=8)
+def test_mids_of_commands_in_flight_never_collide(ops):
+    """As a link uses it: allocate against the table of commands in flight, free on end."""
+    alloc = MidAllocator(maximum=8)
     live: dict[str, int] = {}
     for add, n in ops:
         key = f"uuid-{n}"
-        if add and (key in live or len(live) < 8):
-            mid = ids.assign(key)
-            assert 1 <= mid <= 8
-            assert live.setdefault(key, mid) == mid
-            assert ids.key(mid) == key
-        elif key in live:
-            ids.release(live.pop(key))
-        assert len(set(live.values())) == len(live) == len(ids)
-    for mid in list(live.values()):
-        ids.release(mid)
-    assert len(ids) == 0
+        if add and key not in live and len(live) < 8:
+            mid = alloc.allocate(in_use=set(live.values()))
+            assert 1 <= mid <= 8 and mid not in live.values()
+            live[key] = mid
+        elif not add:
+            live.pop(key, None)
+        assert len(set(live.values())) == len(live)
