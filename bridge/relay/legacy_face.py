@@ -11,12 +11,11 @@ the hub to connect to it (``hub startNubs <name>``), now and after every reconne
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from typing import Any
 
-from ..core import Reply
+from ..core import CommandHandle, Reply
 from ..legacy.server import IncomingLegacyCommand, LegacyServer
 from .amqp_target import AmqpTarget
 
@@ -78,19 +77,24 @@ class LegacyFace:
             self.tron.remove_startup_command("hub", f"startNubs {self.name}")
         await self.server.stop(f"The bridge stopped serving actor {self.name}.")
 
-    async def handle(self, command: IncomingLegacyCommand) -> None:
-        """Forward one legacy command to the AMQP actor and relay its replies in order."""
+    def handle(self, command: IncomingLegacyCommand) -> CommandHandle:
+        """Forward one legacy command to the AMQP actor; return its handle (awaited by
+        the server until the command ends).
+
+        The command is sent at once (not from a task started later) and each reply is
+        written to the legacy connection from the handle's callback as it arrives, in
+        order: no hop through the event loop between the AMQP reply and its line.
+        """
         self.counters["commands"] += 1
-        replies: asyncio.Queue[Reply] = asyncio.Queue()
         commander = commander_chain(command.commander, command.user_id)
-        self.target.send_command(self.name, command.text, commander=commander,
-                                 callback=replies.put_nowait, time_limit=self.time_limit)
-        while True:
-            reply = await replies.get()
+
+        def relay(reply: Reply) -> None:
             self.counters["replies"] += 1
-            command.reply(reply.code, reply.keywords)
-            if reply.is_terminal:
-                return
+            if not command.finished:  # e.g. failed by the server meanwhile
+                command.reply(reply.code, reply.keywords)
+
+        return self.target.send_command(self.name, command.text, commander=commander,
+                                        callback=relay, time_limit=self.time_limit)
 
     def _on_actor_traffic(self, reply: Reply) -> None:
         if reply.internal and not self.mirror_internal:
