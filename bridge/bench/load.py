@@ -41,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .programs import (
+    BenchError,
+    Program,
+    child_environment,
+    process_cpu_seconds,
+    python_module,
+    rss_kb,
+)
+
+#: A load run that could not be carried out (a peer did not start, no broker...).
+LoadError = BenchError
+
+
+def _cpu(pid: int) -> float:
+    return process_cpu_seconds(pid) or 0.0
+
 LOOPBACK = "127.0.0.1"
 BRIDGE_NAME = "loadbridge"
 LEGACY_ACTOR = "lshutter"
@@ -63,10 +78,6 @@ TIMEOUT = 600.0
 #: RSS may stay above the warm-up baseline by this much after the load (Python's
 #: allocator keeps some freed arenas; a leak of ~1 kB per command is 10 MB per 10,000).
 RSS_MARGIN_KB = 8 * 1024
-
-
-class LoadError(RuntimeError):
-    """A peer did not start or a prerequisite is missing."""
 
 
 @dataclass
@@ -205,90 +216,6 @@ def format_load(result: LoadResult) -> str:
 
 # -- processes -----------------------------------------------------------------------------
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-class Program:
-    """A program in its own session, stdout and stderr in ``<log_dir>/<name>.log``."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict[str, str]) -> None:
-        self.name, self.argv, self.env = name, argv, env
-        self.log_path = log_dir / f"{name}.log"
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.popen is not None
-        return self.popen.pid
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env=self.env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def wait_ready(self, timeout: float = 90.0, ready_file: Path | None = None) -> None:
-        """Until the READY line is in the log (or ``ready_file`` exists)."""
-        assert self.popen is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise LoadError(f"{self.name} exited with status {self.popen.returncode}:\n"
-                                + "\n".join(self.log_text().splitlines()[-20:]))
-            if ready_file is not None and ready_file.exists():
-                return
-            if ready_file is None and any(l.startswith("READY")
-                                          for l in self.log_text().splitlines()):
-                return
-            if time.monotonic() > deadline:
-                raise LoadError(f"{self.name} not ready after {timeout:g} s")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        p = self.popen
-        if p is None or p.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                p.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def rss_kb(pid: int, field_name: str = "VmRSS") -> int:
-    """``VmRSS`` (or ``VmHWM``, the peak) of process ``pid``, in kB."""
-    with open(f"/proc/{pid}/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    raise LoadError(f"no {field_name} for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time process ``pid`` has used so far, in seconds."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class RssSampler:
     """Samples a process's RSS every ``interval`` s in a thread; keeps the maximum."""
 
@@ -310,17 +237,9 @@ class RssSampler:
         while not self._stop.is_set():
             try:
                 self.peak = max(self.peak, rss_kb(self.pid))
-            except (OSError, LoadError):
+            except (OSError, BenchError):
                 return
             self._stop.wait(self.interval)
-
-
-def _environment() -> dict[str, str]:
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
 
 
 def _free_port() -> int:
@@ -355,14 +274,13 @@ class Setup:
 def running_setup(state: Path, amqp_url: str | None,
                   say: Callable[[str], Any]) -> Iterator[Setup]:
     """Broker (unless given), the two clu actors and the bridge; all stopped on exit."""
-    env = _environment()
-    py = sys.executable
+    env = child_environment()
     with ExitStack() as stack:
         if amqp_url is None:
             from ..service.broker import BrokerError, RabbitMQBroker, rabbitmq_available
 
             if not rabbitmq_available():
-                raise LoadError("rabbitmq-server is not installed; the load run starts its "
+                raise BenchError("rabbitmq-server is not installed; the load run starts its "
                                 "own private broker")
             say("starting a private RabbitMQ broker")
             broker = RabbitMQBroker(node_prefix="loadbench")
@@ -370,31 +288,33 @@ def running_setup(state: Path, amqp_url: str | None,
             try:
                 broker.start()
             except BrokerError as exc:
-                raise LoadError(str(exc)) from None
+                raise BenchError(str(exc)) from None
             amqp_url = broker.url
         say("starting the clu actors")
         shutter_port, face_port, hub_port = _free_port(), _free_port(), _free_port()
         actors = [
-            Program(LEGACY_ACTOR, [py, "-m", "bridge.bench.peers.clu_shutter", "--port",
-                                   str(shutter_port), "--name", LEGACY_ACTOR], state, env),
-            Program(AMQP_ACTOR, [py, "-m", "bridge.bench.peers.clu_camera", "--url", amqp_url,
-                                 "--name", AMQP_ACTOR], state, env),
+            Program(LEGACY_ACTOR, python_module("bridge.bench.peers.clu_shutter", "--port",
+                                                str(shutter_port), "--name", LEGACY_ACTOR),
+                    state, env=env),
+            Program(AMQP_ACTOR, python_module("bridge.bench.peers.clu_camera", "--url", amqp_url,
+                                              "--name", AMQP_ACTOR), state, env=env),
         ]
         for program in actors:
             program.start()
             stack.callback(program.stop)
         for program in actors:
-            program.wait_ready()
+            program.wait_ready(timeout=90)
         say("starting the bridge")
         config = state / "bridge.toml"
         config.write_text(bridge_config(amqp_url, shutter_port, face_port, hub_port))
         ready = state / "bridge.ready"
         ready.unlink(missing_ok=True)
-        bridge = Program("bridge", [py, "-m", "bridge.cli.main", "serve", "--config",
-                                    str(config), "--ready-file", str(ready)], state, env)
+        bridge = Program("bridge", python_module("bridge.cli.main", "serve", "--config",
+                                                 str(config), "--ready-file", str(ready)),
+                         state, env=env)
         bridge.start()
         stack.callback(bridge.stop)
-        bridge.wait_ready(ready_file=ready)
+        bridge.wait_ready(timeout=90, ready_file=ready)
         yield Setup(amqp_url, face_port, hub_port, bridge, [*actors, bridge])
 
 
@@ -402,9 +322,9 @@ def bridge_status(amqp_url: str, timeout: float = 60.0) -> dict[str, Any]:
     """``bridge status --json`` of the bridge under load."""
     out = subprocess.run([sys.executable, "-m", "bridge.cli.main", "status", "--amqp", amqp_url,
                           "--name", BRIDGE_NAME, "--json"], capture_output=True, text=True,
-                         timeout=timeout, env=_environment())
+                         timeout=timeout, env=child_environment())
     if out.returncode != 0:
-        raise LoadError(f"bridge status failed: {out.stdout}{out.stderr}")
+        raise BenchError(f"bridge status failed: {out.stdout}{out.stderr}")
     return json.loads(out.stdout)
 
 
@@ -417,7 +337,7 @@ def wait_connected(amqp_url: str, timeout: float = 60.0) -> None:
         if actors and all(a[3] == "connected" for a in actors):
             return
         if time.monotonic() > deadline:
-            raise LoadError(f"actors not connected after {timeout:g} s: {actors}")
+            raise BenchError(f"actors not connected after {timeout:g} s: {actors}")
         time.sleep(0.2)
 
 
@@ -720,12 +640,12 @@ async def _drive(setup: Setup, settings: LoadSettings,
         shares = [s.commands // len(clients)] * len(clients)
         for i in range(s.commands - sum(shares)):
             shares[i] += 1
-        cpu0 = {p.name: cpu_seconds(p.pid) for p in setup.programs}
+        cpu0 = {p.name: _cpu(p.pid) for p in setup.programs}
         with RssSampler(setup.bridge.pid) as sampler:
             t0 = time.perf_counter()
             await _round(clients, shares, TIMEOUT)
             seconds = time.perf_counter() - t0
-            cpu.update({p.name: cpu_seconds(p.pid) - cpu0[p.name] for p in setup.programs})
+            cpu.update({p.name: _cpu(p.pid) - cpu0[p.name] for p in setup.programs})
             await asyncio.sleep(1.0)  # late duplicates would arrive now
         rss["peak"] = sampler.peak
         for client in clients:
@@ -813,7 +733,7 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     try:
         result = run_load(settings, args.amqp,
                           lambda msg: print(msg, file=sys.stderr, flush=True), args.logs)
-    except (LoadError, ValueError) as exc:
+    except (BenchError, ValueError) as exc:
         print(f"bridge bench load: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result.as_dict()) if args.json else format_load(result), file=out)

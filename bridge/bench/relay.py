@@ -45,17 +45,14 @@ it, so that no idle connection receives the bridge's mirrored camera traffic.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import os
 import platform
 import re
-import select
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -65,6 +62,15 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from .programs import (
+    STATE_VARIABLE,
+    BenchError,
+    Program,
+    child_environment,
+    process_cpu_seconds,
+    python_module,
+)
 
 LOOPBACK = "127.0.0.1"
 CAMERA = "camera"
@@ -95,10 +101,6 @@ METRICS = (ROUND_TRIP, STREAM, RAW_STREAM)
 RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
 #: ... and the bridge relays at least this many replies per second.
 STREAM_GOAL = 10_000.0
-
-
-class BenchError(RuntimeError):
-    """A peer did not start, a command failed, or a prerequisite is missing."""
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -213,131 +215,6 @@ def format_relay(result: RelayResult) -> str:
 
 # -- processes --------------------------------------------------------------------------------
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the child gets SIGKILL if the benchmark process dies without cleaning up."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-class Program:
-    """A peer program in its own session, output in ``<log_dir>/<name>.log``.
-
-    ``pipe=True`` keeps stdin/stdout as pipes (request/answer lines) and sends only
-    stderr to the log; the READY line is then read from stdout.
-    """
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path, pipe: bool = False,
-                 env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.argv = argv
-        self.log_path = log_dir / f"{name}.log"
-        self.pipe = pipe
-        self.env = env
-        self.popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv, stdin=subprocess.PIPE if self.pipe else subprocess.DEVNULL,
-                stdout=subprocess.PIPE if self.pipe else log, stderr=log,
-                start_new_session=True, env=self.env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
-
-    def _failed(self, why: str) -> BenchError:
-        return BenchError(f"{self.name}: {why}\n--- {self.log_path} ---\n{self.log_tail()}")
-
-    def wait_ready(self, timeout: float = 60.0, ready_file: Path | None = None) -> str:
-        """Wait for the READY line (or for ``ready_file`` to exist); return it."""
-        assert self.popen is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.popen.poll() is not None:
-                raise self._failed(f"exited with status {self.popen.returncode} before READY")
-            if time.monotonic() > deadline:
-                raise self._failed(f"not ready after {timeout:g} s")
-            if ready_file is not None:
-                if ready_file.exists():
-                    return ready_file.read_text()
-            elif self.pipe:
-                assert self.popen.stdout is not None
-                if select.select([self.popen.stdout], [], [], 0.1)[0]:
-                    line = self.popen.stdout.readline().decode(errors="replace")
-                    if line.startswith("READY"):
-                        return line.strip()
-                continue
-            else:
-                try:
-                    for line in self.log_path.read_text(errors="replace").splitlines():
-                        if line.startswith("READY"):
-                            return line
-                except OSError:
-                    pass
-            time.sleep(0.05)
-
-    def request(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send one JSON request line (``pipe=True``) and return the JSON answer."""
-        assert self.popen is not None and self.popen.stdin and self.popen.stdout
-        self.popen.stdin.write(json.dumps(payload).encode() + b"\n")
-        self.popen.stdin.flush()
-        line = self.popen.stdout.readline()
-        if not line:
-            raise self._failed("exited instead of answering")
-        answer = json.loads(line)
-        if not answer.get("ok"):
-            raise BenchError(f"{self.name}: {payload} failed: {answer.get('error')}")
-        return answer
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """SIGTERM the program's process group; SIGKILL it after ``timeout`` s."""
-        p = self.popen
-        if p is None or p.poll() is not None:
-            return
-        if self.pipe and p.stdin is not None:
-            try:
-                p.stdin.write(b'{"op": "quit"}\n')
-                p.stdin.close()
-                p.wait(5)
-                return
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(p.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                p.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-
-
-def _python_module(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
-
-
-#: Set in every peer's environment to the benchmark's state directory (to find leftovers).
-STATE_VARIABLE = "BRIDGE_BENCH_STATE"
-
-
-def _environment(state: Path) -> dict[str, str]:
-    """The children import this very package, even when run from a checkout."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    env[STATE_VARIABLE] = str(state)
-    return env
-
-
 def bridge_config(amqp_url: str, shutter_port: int, face_port: int,
                   our_port: int | None = None) -> str:
     """The TOML configuration of the bridge under test."""
@@ -370,7 +247,7 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
     if not rabbitmq_available():
         raise BenchError("rabbitmq-server is not installed (Debian: apt-get install "
                          "rabbitmq-server); the benchmark runs its own private broker")
-    env = _environment(state)
+    env = child_environment(state)
     with ExitStack() as stack:
         say("starting a private RabbitMQ broker")
         broker = RabbitMQBroker(node_prefix="relaybench")
@@ -384,16 +261,16 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         shutter_port, face_port = free_port(), free_port()
         our_port = free_port() if ours else None
         actors = [
-            Program(RAW_ACTOR, _python_module("bridge.bench.peers.aiopika_actor", "--url",
+            Program(RAW_ACTOR, python_module("bridge.bench.peers.aiopika_actor", "--url",
                                               url, "--name", RAW_ACTOR), state, env=env),
-            Program(CAMERA, _python_module("bridge.bench.peers.clu_camera", "--url", url,
+            Program(CAMERA, python_module("bridge.bench.peers.clu_camera", "--url", url,
                                            "--name", CAMERA), state, env=env),
-            Program(SHUTTER, _python_module("bridge.bench.peers.clu_shutter", "--port",
+            Program(SHUTTER, python_module("bridge.bench.peers.clu_shutter", "--port",
                                             str(shutter_port), "--name", SHUTTER),
                     state, env=env),
         ]
         if our_port is not None:
-            actors.append(Program(OUR_SHUTTER, _python_module(
+            actors.append(Program(OUR_SHUTTER, python_module(
                 "bridge.bench.peers.our_shutter", "--port", str(our_port), "--name",
                 OUR_SHUTTER), state, env=env))
         for program in actors:  # started together, waited for in turn
@@ -405,12 +282,12 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         config = state / "bridge.toml"
         config.write_text(bridge_config(url, shutter_port, face_port, our_port))
         ready = state / "bridge.ready"
-        bridge = Program("bridge", _python_module(
+        bridge = Program("bridge", python_module(
             "bridge.cli.main", "serve", "--config", str(config), "--ready-file", str(ready)),
             state, env=env)
         bridge.start()
         stack.callback(bridge.stop)
-        client = Program("clu-client", _python_module("bridge.bench.peers.clu_client", "--url",
+        client = Program("clu-client", python_module("bridge.bench.peers.clu_client", "--url",
                                                       url, "--name", CLIENT),
                          state, pipe=True, env=env)
         client.start()
@@ -529,15 +406,6 @@ def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> tuple[int, fl
         answer = peers.client.request({"op": "stream", "actor": actor, "n": n, "raw": raw})
         return int(answer["replies"]), float(answer["seconds"])
     return legacy_stream(peers.ports[path], n)
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of process ``pid`` (Linux ``/proc``), None if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 class _BridgeCpu:

@@ -1,0 +1,171 @@
+"""What every benchmark needs to run peers as separate processes: start them in their
+own session (killed with the benchmark if it dies), wait for their READY line, talk to
+them over a pipe, stop them, and read their CPU time and memory from ``/proc``."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: Set in every peer's environment to the benchmark's state directory (to find leftovers).
+STATE_VARIABLE = "BRIDGE_BENCH_STATE"
+
+
+class BenchError(RuntimeError):
+    """A peer did not start, a command failed, or a prerequisite is missing."""
+
+
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: the child gets SIGKILL if the benchmark process dies without cleaning up."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """The command line that runs ``module`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def child_environment(state: Path | None = None) -> dict[str, str]:
+    """The children import this very package (also from a checkout), print unbuffered,
+    and carry ``STATE_VARIABLE`` (when ``state`` is given)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    if state is not None:
+        env[STATE_VARIABLE] = str(state)
+    return env
+
+
+class Program:
+    """A peer program in its own session, output in ``<log_dir>/<name>.log``.
+
+    ``pipe=True`` keeps stdin/stdout as pipes (request/answer lines) and sends only
+    stderr to the log; the READY line is then read from stdout.
+    """
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path, pipe: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_dir / f"{name}.log"
+        self.pipe = pipe
+        self.env = env
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None, f"{self.name} was not started"
+        return self.popen.pid
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE if self.pipe else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if self.pipe else log, stderr=log,
+                start_new_session=True, env=self.env,
+                preexec_fn=die_with_parent if sys.platform == "linux" else None)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 20) -> str:
+        text = self.log_text()
+        return "\n".join(text.splitlines()[-lines:]) if text else "(no log)"
+
+    def _failed(self, why: str) -> BenchError:
+        return BenchError(f"{self.name}: {why}\n--- {self.log_path} ---\n{self.log_tail()}")
+
+    def wait_ready(self, timeout: float = 60.0, ready_file: Path | None = None) -> str:
+        """Wait for the READY line (or for ``ready_file`` to exist); return it."""
+        assert self.popen is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise self._failed(f"exited with status {self.popen.returncode} before READY")
+            if time.monotonic() > deadline:
+                raise self._failed(f"not ready after {timeout:g} s")
+            if ready_file is not None:
+                if ready_file.exists():
+                    return ready_file.read_text()
+            elif self.pipe:
+                assert self.popen.stdout is not None
+                if select.select([self.popen.stdout], [], [], 0.1)[0]:
+                    line = self.popen.stdout.readline().decode(errors="replace")
+                    if line.startswith("READY"):
+                        return line.strip()
+                continue
+            else:
+                for line in self.log_text().splitlines():
+                    if line.startswith("READY"):
+                        return line
+            time.sleep(0.05)
+
+    def request(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one JSON request line (``pipe=True``) and return the JSON answer."""
+        assert self.popen is not None and self.popen.stdin and self.popen.stdout
+        self.popen.stdin.write(json.dumps(payload).encode() + b"\n")
+        self.popen.stdin.flush()
+        line = self.popen.stdout.readline()
+        if not line:
+            raise self._failed("exited instead of answering")
+        answer = json.loads(line)
+        if not answer.get("ok"):
+            raise BenchError(f"{self.name}: {payload} failed: {answer.get('error')}")
+        return answer
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the program's process group; SIGKILL it after ``timeout`` s."""
+        p = self.popen
+        if p is None or p.poll() is not None:
+            return
+        if self.pipe and p.stdin is not None:
+            try:
+                p.stdin.write(b'{"op": "quit"}\n')
+                p.stdin.close()
+                p.wait(5)
+                return
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                p.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (Linux ``/proc``), None if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def rss_kb(pid: int, field_name: str = "VmRSS") -> int:
+    """``VmRSS`` (or ``VmHWM``, the peak) of process ``pid``, in kB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    raise BenchError(f"no {field_name} for process {pid}")
