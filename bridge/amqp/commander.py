@@ -213,8 +213,6 @@ class AmqpCommander:
         everything). The binding is made in the background; replies published before
         it is in place are not heard (nothing waits for them)."""
         binding = REPLIES_BINDING if actor is None else actor_replies_binding(actor)
-        if self.hear_all or binding in self._bindings:
-            return
         task = asyncio.ensure_future(self.hear(binding))
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
             "%s: could not bind %r: %r", self.name, binding, t.exception()))
@@ -222,17 +220,15 @@ class AmqpCommander:
     async def hear(self, binding: str) -> None:
         """Make sure the replies queue is bound with ``binding`` (once; concurrent
         callers wait for the same bind). Nothing to do with ``hear_all``."""
-        pending = self._bindings.get(binding)
-        if pending is not None and pending.done() and not pending.cancelled() \
-                and pending.exception() is None:
-            return  # the fast path: bound already
-        if self.hear_all or REPLIES_BINDING in self._bindings:
+        if self.hear_all:
             return
-        if self._channel is None or self._queue is None:
-            raise AmqpError(f"commander {self.name!r} is not started")
-        if pending is None or pending.done():
-            pending = asyncio.ensure_future(self._bind(binding))
-            self._bindings[binding] = pending
+        # A failed bind removes its entry (``_bind``), stop() clears them all: an entry
+        # is a binding made or being made; ``reply.#`` covers every other.
+        pending = self._bindings.get(binding) or self._bindings.get(REPLIES_BINDING)
+        if pending is None:
+            if self._channel is None or self._queue is None:
+                raise AmqpError(f"commander {self.name!r} is not started")
+            pending = self._bindings[binding] = asyncio.ensure_future(self._bind(binding))
         await asyncio.shield(pending)
 
     async def _bind(self, binding: str) -> None:

@@ -79,8 +79,7 @@ MAX_SHORT_STRING = 255
 
 def fits_short_string(text: str) -> bool:
     """True if ``text`` can travel as an AMQP short string (at most 255 UTF-8 bytes)."""
-    return len(text) <= MAX_SHORT_STRING // 4 or len(text.encode("utf-8", "surrogatepass")) \
-        <= MAX_SHORT_STRING
+    return len(text.encode("utf-8", "surrogatepass")) <= MAX_SHORT_STRING
 
 
 def usable_commander_id(commander_id: str) -> bool:
