@@ -19,6 +19,9 @@ import asyncio
 import itertools
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import aio_pika
 from hypothesis import given
@@ -162,9 +165,11 @@ async def test_non_finite_float_header_never_reaches_the_bridge(amqp_url, start_
 
 # -- reply messages ------------------------------------------------------------------------
 
-@aio_test
-async def test_fuzzed_reply_messages(amqp_url):
-    count = Counter("AMQP reply messages (bodies, headers, forged ids)")
+@asynccontextmanager
+async def camera_served(amqp_url: str) -> AsyncIterator[tuple[Bridge, Any, LineClient,
+                                                               RawCommander]]:
+    """A clu AMQP actor ``camera`` served by the bridge on a legacy port and on its hub
+    port; yields the bridge, a raw publisher, a greeted client of the face, a hub client."""
     face_port, hub_port = free_port(), free_port()
     config = parse_config({"name": NAME, "hub": {"port": hub_port},
                            "actors": {"camera": {"lives": "amqp", "legacy_port": face_port}}})
@@ -172,11 +177,21 @@ async def test_fuzzed_reply_messages(amqp_url):
             raw_publisher(amqp_url) as exchange:
         face = await LineClient.connect(face_port)
         hub = await RawCommander.connect(hub_port, "fuzz.hub")
+        try:
+            await until(lambda: face.user_id is not None, "the greeting")
+            yield bridge, exchange, face, hub
+        finally:
+            await face.close()
+            await hub.close()
+
+
+@aio_test
+async def test_fuzzed_reply_messages(amqp_url):
+    count = Counter("AMQP reply messages (bodies, headers, forged ids)")
+    async with camera_served(amqp_url) as (bridge, exchange, face, hub):
         client = await RobustClient("fuzzer").start(amqp_url)
         mids = itertools.count(1)
         try:
-            await until(lambda: face.user_id is not None, "the greeting")
-
             async def check(key, headers, body, running):
                 face_start, hub_start = len(face.lines), len(hub.lines)
                 mid = next(mids)
@@ -238,8 +253,6 @@ async def test_fuzzed_reply_messages(amqp_url):
 
             await drive(check, hypothesis_test)
         finally:
-            await face.close()
-            await hub.close()
             await client.stop()
     count.report()
 
@@ -248,25 +261,14 @@ async def test_fuzzed_reply_messages(amqp_url):
 async def test_reply_with_an_unknown_code_reaches_no_legacy_client(amqp_url, caplog):
     """Found by the reply fuzz test: a reply whose message_code is no reply code (``1``,
     ``x``) was relayed to hub-port clients as a broken line (``.camera 0 camera 1``)."""
-    face_port, hub_port = free_port(), free_port()
-    config = parse_config({"name": NAME, "hub": {"port": hub_port},
-                           "actors": {"camera": {"lives": "amqp", "legacy_port": face_port}}})
-    async with clu_actor(amqp_url, "camera"), Bridge(config, amqp_url) as bridge, \
-            raw_publisher(amqp_url) as exchange:
-        face = await LineClient.connect(face_port)
-        hub = await RawCommander.connect(hub_port, "fuzz.hub")
-        try:
-            await until(lambda: face.user_id is not None, "the greeting")
-            for code_ in (1, "x", "ii", " "):
-                await publish(exchange, "reply.broadcast", b'{"a": 1}',
-                              {"message_code": code_, "sender": "camera"}, None)
-            await publish(exchange, "reply.broadcast", b'{"b": 2}',
-                          {"message_code": "i", "sender": "camera"}, None)
-            await hub.read_until(lambda l: l.startswith(".camera 0 camera i b=2"))
-            await face.wait_terminal(await_ping(face), 30)
-        finally:
-            await face.close()
-            await hub.close()
+    async with camera_served(amqp_url) as (_bridge, exchange, face, hub):
+        for code_ in (1, "x", "ii", " "):
+            await publish(exchange, "reply.broadcast", b'{"a": 1}',
+                          {"message_code": code_, "sender": "camera"}, None)
+        await publish(exchange, "reply.broadcast", b'{"b": 2}',
+                      {"message_code": "i", "sender": "camera"}, None)
+        await hub.read_until(lambda l: l.startswith(".camera 0 camera i b=2"))
+        await face.wait_terminal(await_ping(face), 30)
     assert [l for l in face.lines if l.startswith("0 0 ")
             and "UserInfo" not in l] == ["0 0 i b=2"]
     assert [l for l in hub.lines if l.startswith(".camera ")] == [".camera 0 camera i b=2"]
