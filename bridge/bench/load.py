@@ -38,6 +38,7 @@ idle value after it if higher): a leak of 1 kB per command would add
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import os
@@ -53,6 +54,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..service.broker import free_port
 from .programs import (
     BenchError,
     Program,
@@ -60,6 +62,7 @@ from .programs import (
     process_cpu_seconds,
     python_module,
     rss_kb,
+    start_private_broker,
 )
 
 #: A load run that could not be carried out (a peer did not start, no broker...).
@@ -242,14 +245,6 @@ class RssSampler:
             self._stop.wait(self.interval)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
-
-
 def bridge_config(amqp_url: str, shutter_port: int, face_port: int, hub_port: int) -> str:
     """The TOML configuration of the bridge under load."""
     return (f'name = "{BRIDGE_NAME}"\n\n[amqp]\nurl = "{amqp_url}"\n\n'
@@ -277,21 +272,9 @@ def running_setup(state: Path, amqp_url: str | None,
     env = child_environment()
     with ExitStack() as stack:
         if amqp_url is None:
-            from ..service.broker import BrokerError, RabbitMQBroker, rabbitmq_available
-
-            if not rabbitmq_available():
-                raise BenchError("rabbitmq-server is not installed; the load run starts its "
-                                "own private broker")
-            say("starting a private RabbitMQ broker")
-            broker = RabbitMQBroker(node_prefix="loadbench")
-            stack.callback(broker.cleanup)
-            try:
-                broker.start()
-            except BrokerError as exc:
-                raise BenchError(str(exc)) from None
-            amqp_url = broker.url
+            amqp_url = start_private_broker(stack, "loadbench", say)
         say("starting the clu actors")
-        shutter_port, face_port, hub_port = _free_port(), _free_port(), _free_port()
+        shutter_port, face_port, hub_port = free_port(), free_port(), free_port()
         actors = [
             Program(LEGACY_ACTOR, python_module("bridge.bench.peers.clu_shutter", "--port",
                                                 str(shutter_port), "--name", LEGACY_ACTOR),
@@ -359,7 +342,7 @@ class _Command:
         self.code = ""
 
 
-class _Client:
+class _Client(abc.ABC):
     """Sends its commands ``window`` at a time and checks every reply (subclasses: I/O)."""
 
     def __init__(self, tally: Tally, spam: int, window: int) -> None:
@@ -390,8 +373,9 @@ class _Client:
         key = self.send(f"spam {self.spam}")
         self.commands[key] = _Command()
 
+    @abc.abstractmethod
     def send(self, text: str) -> Any:
-        raise NotImplementedError
+        """Send one command; return the key its replies will carry."""
 
     def reply(self, key: Any, code: str, values: dict[str, Any]) -> None:
         """One reply for our command ``key``."""

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,23 @@ def child_environment(state: Path | None = None) -> dict[str, str]:
     if state is not None:
         env[STATE_VARIABLE] = str(state)
     return env
+
+
+def start_private_broker(stack: ExitStack, node_prefix: str, say: Callable[[str], Any]) -> str:
+    """Start a private RabbitMQ on 127.0.0.1 (removed when ``stack`` closes); its URL."""
+    from ..service.broker import BrokerError, RabbitMQBroker, rabbitmq_available
+
+    if not rabbitmq_available():
+        raise BenchError("rabbitmq-server is not installed (Debian: apt-get install "
+                         "rabbitmq-server); the benchmark runs its own private broker")
+    say("starting a private RabbitMQ broker")
+    broker = RabbitMQBroker(node_prefix=node_prefix)
+    stack.callback(broker.cleanup)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        raise BenchError(str(exc)) from None
+    return broker.url
 
 
 class Program:

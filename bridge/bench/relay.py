@@ -70,6 +70,7 @@ from .programs import (
     child_environment,
     process_cpu_seconds,
     python_module,
+    start_private_broker,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -242,21 +243,11 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         from .peers._common import CLU_MISSING
 
         raise BenchError(CLU_MISSING)
-    from ..service.broker import BrokerError, RabbitMQBroker, free_port, rabbitmq_available
+    from ..service.broker import free_port
 
-    if not rabbitmq_available():
-        raise BenchError("rabbitmq-server is not installed (Debian: apt-get install "
-                         "rabbitmq-server); the benchmark runs its own private broker")
     env = child_environment(state)
     with ExitStack() as stack:
-        say("starting a private RabbitMQ broker")
-        broker = RabbitMQBroker(node_prefix="relaybench")
-        stack.callback(broker.cleanup)
-        try:
-            broker.start()
-        except BrokerError as exc:
-            raise BenchError(str(exc)) from None
-        url = broker.url
+        url = start_private_broker(stack, "relaybench", say)
         say("starting the clu actors")
         shutter_port, face_port = free_port(), free_port()
         our_port = free_port() if ours else None
