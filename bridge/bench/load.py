@@ -44,7 +44,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -63,6 +62,7 @@ from .programs import (
     python_module,
     rss_kb,
     start_private_broker,
+    state_dir,
 )
 
 #: A load run that could not be carried out (a peer did not start, no broker...).
@@ -672,23 +672,13 @@ def run_load(settings: LoadSettings | None = None, amqp_url: str | None = None,
         raise ValueError("need 0 <= hub_clients <= legacy_clients, some clients, "
                          "commands >= 1, window >= 1")
     say = progress or (lambda _msg: None)
-    with _state_dir(log_dir) as state, running_setup(state, amqp_url, say) as setup:
+    with state_dir(log_dir, "bench-load-") as state, running_setup(state, amqp_url, say) as setup:
         wait_connected(setup.amqp_url)
         tallies, warmup, seconds, rss = asyncio.run(_drive(setup, settings, say))
         say("bridge status")
         status = bridge_status(setup.amqp_url)
         problems = log_problems(setup.bridge.log_text())
     return LoadResult(settings, tallies, warmup, seconds, rss, status, problems, setup.cpu)
-
-
-@contextmanager
-def _state_dir(log_dir: str | os.PathLike[str] | None) -> Iterator[Path]:
-    if log_dir is not None:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        yield Path(log_dir)
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        yield Path(tmp)
 
 
 def add_arguments(ap: Any) -> None:

@@ -11,9 +11,10 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,18 @@ def child_environment(state: Path | None = None) -> dict[str, str]:
     if state is not None:
         env[STATE_VARIABLE] = str(state)
     return env
+
+
+@contextmanager
+def state_dir(log_dir: str | os.PathLike[str] | None, prefix: str) -> Iterator[Path]:
+    """Where the peers' logs go: ``log_dir`` (created, kept), else a temporary directory
+    (removed afterwards)."""
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        yield Path(log_dir)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield Path(tmp)
 
 
 def start_private_broker(stack: ExitStack, node_prefix: str, say: Callable[[str], Any]) -> str:

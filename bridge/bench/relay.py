@@ -54,7 +54,6 @@ import signal
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -71,6 +70,7 @@ from .programs import (
     process_cpu_seconds,
     python_module,
     start_private_broker,
+    state_dir,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -443,7 +443,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
     rows = {(p, m): Row(p, m, "ms" if m == ROUND_TRIP else "replies/s")
             for m in METRICS for p in paths if m != RAW_STREAM or PATHS[p][1] == "amqp"}
     machine = machine_info()
-    with _sigterm_as_interrupt(), _state_dir(log_dir) as state, \
+    with _sigterm_as_interrupt(), state_dir(log_dir, "bench-relay-") as state, \
             running_peers(state, ours, say) as peers:
         for run in range(-1, runs):  # run -1: warm-up, not counted
             say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
@@ -473,16 +473,6 @@ def _record(row: Row, value: float, cpu: float | None, samples: Sequence[float] 
     row.samples.extend(samples)
     if cpu is not None:
         row.bridge_cpu.append(cpu)
-
-
-@contextmanager
-def _state_dir(log_dir: str | os.PathLike[str] | None) -> Iterator[Path]:
-    if log_dir is not None:
-        Path(log_dir).mkdir(parents=True, exist_ok=True)
-        yield Path(log_dir)
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-relay-") as tmp:
-        yield Path(tmp)
 
 
 @contextmanager
