@@ -19,6 +19,8 @@ share one):
   (:mod:`bridge.bench.peers.aiopika_actor`, publishing as the bridge does): the floor.
   Its raw stream is the most replies/s one aio-pika publisher gets through this
   machine's broker, so it bounds every relay built on aio-pika.
+* ``e-max``: the same actor answering ``blast N`` on a channel without publisher
+  confirms (raw stream only): the most replies/s aio-pika can send here at all.
 
 Metrics, per run: ``round trip`` = median over ``count`` sequential ``ping`` commands
 (send to the terminal reply), in ms; ``reply stream`` = one ``spam <stream>`` timed from
@@ -95,9 +97,16 @@ PATHS: dict[str, tuple[str, str, str]] = {
     # stream is what one aio-pika publisher gets through this machine's broker, so no
     # relay built on aio-pika (the bridge included) can stream faster here.
     "e": ("clu AMQPClient -> minimal aio-pika actor", "amqp", RAW_ACTOR),
+    # The ceiling: the same actor publishing without publisher confirms (``blast N``),
+    # never waiting: the most replies/s aio-pika puts through this broker at all.
+    "e-max": ("clu AMQPClient -> aio-pika actor, no confirms", "amqp", RAW_ACTOR),
 }
 ROUND_TRIP, STREAM, RAW_STREAM = "round trip", "reply stream", "stream, raw AMQP"
 METRICS = (ROUND_TRIP, STREAM, RAW_STREAM)
+#: Paths measured with some metrics only (others: all that fit their kind of client).
+ONLY_METRICS: dict[str, tuple[str, ...]] = {"e-max": (RAW_STREAM,)}
+#: The streaming command of a path (default ``spam``).
+STREAM_VERB: dict[str, str] = {"e-max": "blast"}
 #: Goals of the relay (issue 4): (b) and (c) round trips no slower than (a)...
 RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
 #: ... and the bridge relays at least this many replies per second.
@@ -187,7 +196,7 @@ class RelayResult:
 
 def format_relay(result: RelayResult) -> str:
     """A plain-text table, the round-trip ratios and the goals."""
-    lines = [f"{'path':<7} {'':<46} {'metric':<16} {'unit':>9} {'median':>10} {'min':>10} "
+    lines = [f"{'path':<9} {'':<50} {'metric':<16} {'unit':>9} {'median':>10} {'min':>10} "
              f"{'max':>10} {'p99':>8} {'bridge CPU':>11}"]
     for r in result.rows:
         p99 = f"{r.p99:8.2f}" if r.p99 is not None else f"{'':>8}"
@@ -195,7 +204,7 @@ def format_relay(result: RelayResult) -> str:
         cpu = r.bridge_cpu_us
         cpu_text = f"{cpu:6,.0f} us/{'cmd' if r.metric == ROUND_TRIP else 'rep'}" \
             if cpu is not None else ""
-        lines.append(f"({r.path + ')':<6} {r.description:<46} {r.metric:<16} {r.unit:>9} "
+        lines.append(f"({r.path + ')':<8} {r.description:<50} {r.metric:<16} {r.unit:>9} "
                      f"{r.median:{fmt}} {min(r.runs):{fmt}} {max(r.runs):{fmt}} {p99} "
                      f"{cpu_text:>11}")
     ratios = result.ratios()
@@ -204,10 +213,11 @@ def format_relay(result: RelayResult) -> str:
                      + ", ".join(f"({k.replace('/', ')/(')}) {v:.2f}" for k, v in ratios.items()))
     for name, met in result.goals().items():
         lines.append(f"goal {name}: {'met' if met else 'NOT met'}")
-    ceiling = result.row("e", RAW_STREAM)
-    if ceiling is not None:
-        lines.append(f"ceiling on this machine, path (e) raw stream (aio-pika alone, no relay): "
-                     f"{ceiling.median:,.0f} replies/s")
+    for path, what in (("e", "floor of a relay: aio-pika alone publishing as the bridge does"),
+                       ("e-max", "ceiling: aio-pika alone, no publisher confirms")):
+        row = result.row(path, RAW_STREAM)
+        if row is not None:
+            lines.append(f"{what}, path ({path}) raw stream: {row.median:,.0f} replies/s")
     s = result.settings
     lines.append(f"{s['runs']} runs x {s['count']} round trips, spam {s['stream']}; "
                  f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
@@ -390,11 +400,19 @@ def _round_trips(peers: Peers, path: str, n: int) -> list[float]:
     return legacy_round_trips(peers.ports[path], n)
 
 
+def metrics_of(path: str) -> tuple[str, ...]:
+    """What is measured on ``path`` (the raw AMQP stream only where the client is AMQP)."""
+    if path in ONLY_METRICS:
+        return ONLY_METRICS[path]
+    return METRICS if PATHS[path][1] == "amqp" else (ROUND_TRIP, STREAM)
+
+
 def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> tuple[int, float]:
-    """(replies, seconds) of one ``spam n``."""
+    """(replies, seconds) of one ``spam n`` (``blast n`` on the ceiling path)."""
     _, kind, actor = PATHS[path]
     if kind == "amqp":
-        answer = peers.client.request({"op": "stream", "actor": actor, "n": n, "raw": raw})
+        answer = peers.client.request({"op": "stream", "actor": actor, "n": n, "raw": raw,
+                                       "verb": STREAM_VERB.get(path, "spam")})
         return int(answer["replies"]), float(answer["seconds"])
     return legacy_stream(peers.ports[path], n)
 
@@ -441,7 +459,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
     say = progress or (lambda _msg: None)
     paths = [p for p in PATHS if ours or not p.endswith("-ours")]
     rows = {(p, m): Row(p, m, "ms" if m == ROUND_TRIP else "replies/s")
-            for m in METRICS for p in paths if m != RAW_STREAM or PATHS[p][1] == "amqp"}
+            for m in METRICS for p in paths if m in metrics_of(p)}
     machine = machine_info()
     with _sigterm_as_interrupt(), state_dir(log_dir, "bench-relay-") as state, \
             running_peers(state, ours, say) as peers:
@@ -449,6 +467,8 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
             say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
             order = paths[run % len(paths):] + paths[:run % len(paths)] if run >= 0 else paths
             for path in order:
+                if (path, ROUND_TRIP) not in rows:
+                    continue
                 cpu = _BridgeCpu(peers)
                 samples = _round_trips(peers, path, count if run >= 0 else min(count, 20))
                 if run >= 0:

@@ -15,7 +15,7 @@ import time
 import tomllib
 from pathlib import Path
 
-from bridge.bench.relay import PATHS, STATE_VARIABLE
+from bridge.bench.relay import PATHS, STATE_VARIABLE, metrics_of
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH = [sys.executable, "-m", "bridge.cli.main", "bench", "relay"]
@@ -31,8 +31,10 @@ def test_every_row_has_positive_finite_numbers() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout)
     rows = {(r["path"], r["metric"]): r for r in result["rows"]}
-    expected = {(p, "round trip") for p in PATHS} | {(p, "reply stream") for p in PATHS} \
-        | {(p, "stream, raw AMQP") for p, (_, kind, _) in PATHS.items() if kind == "amqp"}
+    expected = {(p, m) for p in PATHS for m in metrics_of(p)}
+    assert {("a", "round trip"), ("c", "reply stream"), ("b", "stream, raw AMQP"),
+            ("e-max", "stream, raw AMQP")} <= expected
+    assert ("c", "stream, raw AMQP") not in expected  # no AMQP client on a legacy path
     assert set(rows) == expected
     for key, row in rows.items():
         assert len(row["runs"]) == 2, key

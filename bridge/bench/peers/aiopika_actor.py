@@ -7,8 +7,13 @@ bodies): ``ping`` -> ``>`` then ``: {"text": "Pong."}``; ``spam N`` -> N
 ``i {"spam_index": k}`` then ``: {"spam_count": N}``; anything else ``f``. Replies
 are published as the bridge's AMQP face publishes them (publisher confirms, in order,
 up to 64 unconfirmed), with no validation, logging or translation at all: what one
-aio-pika process can publish on this machine is the ceiling for any relay built on
+aio-pika process can publish on this machine is the floor of any relay built on
 aio-pika, the bridge included.
+
+``blast N`` answers like ``spam N`` but publishes on a second channel *without*
+publisher confirms, never waiting for anything: the most replies per second aio-pika
+can put on the wire here at all (a publisher that cannot tell whether the broker got
+its messages, so not how the bridge may publish; the absolute ceiling).
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ async def main(argv: list[str] | None = None) -> int:
     exchange = await channel.declare_exchange(EXCHANGE_NAME, type=EXCHANGE_TYPE,
                                               auto_delete=EXCHANGE_AUTO_DELETE,
                                               durable=EXCHANGE_DURABLE)
+    unconfirmed = await connection.channel(publisher_confirms=False)
+    blast_exchange = await unconfirmed.get_exchange(EXCHANGE_NAME, ensure=False)
     queue = await channel.declare_queue(f"{name}_commands", exclusive=True)
     await queue.bind(exchange, routing_key=f"command.{name}.#")
 
@@ -55,6 +62,9 @@ async def main(argv: list[str] | None = None) -> int:
         key = f"reply.{commander_id}"
         pending: deque[asyncio.Future[Any]] = deque()
 
+        verb, _, rest = text.strip().partition(" ")
+        via = blast_exchange if verb == "blast" else exchange
+
         def reply(code: str, body: dict[str, Any]) -> None:
             message = aio_pika.Message(
                 json.dumps(body).encode(), content_type="text/json",
@@ -62,9 +72,8 @@ async def main(argv: list[str] | None = None) -> int:
                 headers={"message_code": code, "commander_id": commander_id,
                          "command_id": correlation_id, "sender": name,
                          "internal": code == ">"})
-            pending.append(asyncio.ensure_future(exchange.publish(message, key)))
+            pending.append(asyncio.ensure_future(via.publish(message, key)))
 
-        verb, _, rest = text.strip().partition(" ")
         reply(">", {})
         if verb == "ping":
             reply(":", {"text": "Pong."})
@@ -74,6 +83,12 @@ async def main(argv: list[str] | None = None) -> int:
                 reply("i", {"spam_index": index})
                 while len(pending) > WINDOW or (pending and pending[0].done()):
                     await pending.popleft()
+            reply(":", {"spam_count": n})
+        elif verb == "blast" and rest.strip().isdigit():
+            n = int(rest)
+            for index in range(n):  # no confirms: each publish returns once written
+                reply("i", {"spam_index": index})
+                await pending.popleft()
             reply(":", {"spam_count": n})
         else:
             reply("f", {"error": f"unknown command {text!r}"})

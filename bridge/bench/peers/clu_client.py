@@ -14,6 +14,7 @@ prints goes to stderr):
   aio-pika consumer instead of clu's client (its own queue bound to its own replies
   only, ``no_ack``, no prefetch limit): what the actor or relay can deliver when the
   client is not the bottleneck. It also checks that ``spam_index`` arrives in order;
+  ``"verb": "blast"`` sends ``blast N`` instead of ``spam N`` (see ``aiopika_actor``);
 * ``{"op": "quit"}`` (or end of input): disconnect and exit.
 
 A failed command or a timeout answers ``{"ok": false, "error": "..."}``.
@@ -103,7 +104,7 @@ class RawConsumer:
         if code in (":", "f", "F", "!") and not done.done():
             done.set_result(None)
 
-    async def stream(self, actor: str, n: int) -> dict[str, Any]:
+    async def stream(self, actor: str, n: int, verb: str = "spam") -> dict[str, Any]:
         import aio_pika
 
         command_id = str(uuid.uuid4())
@@ -112,7 +113,7 @@ class RawConsumer:
         self.waiting[command_id] = (done, replies)
         headers = {"command_id": command_id, "commander_id": f"{self.name}.{actor}",
                    "internal": False, "write_to_log": True}
-        message = aio_pika.Message(json.dumps({"command_string": f"spam {n}"}).encode(),
+        message = aio_pika.Message(json.dumps({"command_string": f"{verb} {n}"}).encode(),
                                    headers=headers, correlation_id=command_id,
                                    content_type="text/json")
         t0 = time.perf_counter()
@@ -123,10 +124,10 @@ class RawConsumer:
             del self.waiting[command_id]
         seconds = time.perf_counter() - t0
         if replies[-1][0] != ":":
-            raise RuntimeError(f"{actor} spam {n} -> {replies[-1]}")
+            raise RuntimeError(f"{actor} {verb} {n} -> {replies[-1]}")
         indexes = [json.loads(body)["spam_index"] for code, body in replies if code == "i"]
         if indexes != list(range(n)):
-            raise RuntimeError(f"{actor} spam {n}: replies out of order or missing "
+            raise RuntimeError(f"{actor} {verb} {n}: replies out of order or missing "
                                f"({len(indexes)} received)")
         return {"replies": len(replies), "seconds": seconds}
 
@@ -150,7 +151,8 @@ async def serve(client: Any, requests: Any, answers: Any, raw: RawConsumer) -> N
             elif op == "stream" and request.get("raw"):
                 if raw.connection is None:
                     await raw.start()
-                answer = await raw.stream(request["actor"], int(request["n"]))
+                answer = await raw.stream(request["actor"], int(request["n"]),
+                                          str(request.get("verb", "spam")))
             elif op == "stream":
                 answer = await _stream(client, request["actor"], int(request["n"]))
             else:
