@@ -216,7 +216,7 @@ class HubConnection(LineProtocol):
         out, self._out = self._out, []
         if out and self.connected and self.transport is not None:
             eol = self.eol
-            self.transport.write(eol.join(out) + eol)
+            self._write(eol.join(out) + eol)
 
 
 class _Factory(ServerFactory):

@@ -85,14 +85,31 @@ class LineProtocol(Protocol):
     def send_line(self, line: str) -> None:
         """Write one line (UTF-8) followed by :attr:`eol`."""
         if self.transport is not None:
-            self.transport.write(line.encode("utf-8", "replace") + self.eol)
+            self._write(line.encode("utf-8", "replace") + self.eol)
 
     def send_lines(self, lines: list[str]) -> None:
         """Write several lines in one write."""
         if self.transport is not None and lines:
-            self.transport.write(b"".join(l.encode("utf-8", "replace") + self.eol for l in lines))
+            self._write(b"".join(l.encode("utf-8", "replace") + self.eol for l in lines))
 
     # -- internals -----------------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        """Write ``data`` and try to send it at once.
+
+        Twisted buffers a write and sends it when the reactor next finds the socket
+        writable, one event-loop turn later; a relayed reply would wait for every
+        other callback of that turn. Asking the transport to write now (what the
+        reactor would do) sends it in this turn; what the socket does not take stays
+        buffered and goes out as usual. Not while the connection is closing: then the
+        reactor's own write must see the buffer empty and close the connection.
+        """
+        transport = self.transport
+        transport.write(data)  # type: ignore[union-attr]
+        if not getattr(transport, "disconnecting", True) and hasattr(transport, "doWrite"):
+            # An error (peer gone) is left to the reactor: the writer stays registered,
+            # and its next doWrite reports it and closes the connection.
+            transport.doWrite()  # type: ignore[union-attr]
+
     def _deliver(self, raw: bytes) -> None:
         if raw.endswith(b"\r"):
             raw = raw[:-1]

@@ -53,6 +53,7 @@ from ..protocol import (
     json_to_keywords,
     parse_actor_command,
 )
+from ..core import CommandHandle
 from ..runtime import as_future
 from .framing import DEFAULT_MAX_LINE_LENGTH, LineProtocol
 
@@ -393,7 +394,10 @@ class LegacyServer(ServerFactory):
             if not command.finished:
                 command.fail(f"Command {command.text!r} failed: {type(exc).__name__}: {exc}")
             return
-        if inspect.isawaitable(result):
+        if isinstance(result, CommandHandle):
+            # A relayed command ends by itself: follow it without a task per command.
+            result.add_done_callback(lambda _handle: self._check_finished(command))
+        elif inspect.isawaitable(result):
             self._tasks[command] = asyncio.ensure_future(self._follow(command, result))
         else:
             self._check_finished(command)

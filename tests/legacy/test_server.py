@@ -8,6 +8,7 @@ import socket
 
 import pytest
 
+from bridge.core import CommandHandle, Reply
 from bridge.legacy.server import IncomingLegacyCommand, LegacyServer
 from bridge.protocol import Keyword
 from tests.legacy.line_client import LineClient, code_of
@@ -306,3 +307,108 @@ async def _until(predicate, timeout: float = 10.0) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+class HandleHandler:
+    """Answers each command with a :class:`CommandHandle` the test drives, as the legacy
+    face does: the handle's replies are written from its callback. ``relay`` relays
+    every reply; ``drop`` relays none (the handle ends, the command is left open)."""
+
+    def __init__(self) -> None:
+        self.handles: list[CommandHandle] = []
+
+    def handle(self, command: IncomingLegacyCommand) -> CommandHandle:
+        def relay(reply: Reply) -> None:
+            if command.text == "relay" and not command.finished:
+                command.reply(reply.code, reply.keywords)
+
+        handle = CommandHandle("actor", command.text, callback=relay)
+        self.handles.append(handle)
+        return handle
+
+
+@aio_test
+async def test_a_command_handle_is_followed_to_its_end() -> None:
+    handler = HandleHandler()
+    server = await started(handler)
+    client = await LineClient.connect(server.port)
+    try:
+        await client.read_greeting()
+        await client.send("1 relay")
+        await _until(lambda: len(handler.handles) == 1)
+        assert not server._tasks  # followed by a callback, not a task per command
+        handler.handles[0].add_reply(Reply("i", "actor", values={"step": 1}))
+        handler.handles[0].add_reply(Reply(":", "actor", values={"done": True}))
+        assert [await client.read_line(), await client.read_line()] == [
+            "1 1 i step=1", "1 1 : done=T"]
+        await _until(lambda: not server.commands_in_flight)
+
+        # The handle ends but the command got no terminal reply: the server answers f.
+        await client.send("2 drop")
+        await _until(lambda: len(handler.handles) == 2)
+        handler.handles[1].add_reply(Reply(":", "actor"))
+        assert await client.read_line() == (
+            '1 2 f error="Command ended without a final reply (internal error)."')
+
+        # Stopping with a handle still running: one f with the reason.
+        await client.send("3 relay")
+        await _until(lambda: len(handler.handles) == 3)
+        await server.stop(reason="Going away.")
+        rest = (await client.expect_closed()).decode().splitlines()
+        assert rest == ['1 3 f error="Going away."']
+        handler.handles[2].add_reply(Reply(":", "actor"))  # too late: nothing more is written
+        assert server.commands_in_flight == []
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@aio_test
+async def test_a_reply_is_sent_without_waiting_for_the_next_loop_turn() -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        sock.sendall(b"1 hold\n")
+        await _until(lambda: handler.held == 1)
+        command = handler.seen[-1]
+        received = b""
+        while b"held=T" not in received:  # the greeting and the command's first line
+            await asyncio.sleep(0.01)
+            sock.setblocking(False)
+            try:
+                received += sock.recv(65536)
+            except BlockingIOError:
+                pass
+        sock.settimeout(5)
+        # No await from here on: the event loop does not turn, so the line can only
+        # arrive if writing it sent it.
+        command.reply("i", {"now": 1})
+        assert sock.recv(65536) == b"1 1 i now=1\n"
+        command.finish()
+        assert sock.recv(65536) == b"1 1 : \n"
+    finally:
+        sock.close()
+        handler.release.set()
+        await server.stop()
+
+
+@aio_test
+async def test_a_line_written_while_the_connection_closes_is_sent_then_it_closes() -> None:
+    handler = RecordingHandler()
+    server = await started(handler)
+    client = await LineClient.connect(server.port)
+    try:
+        await client.read_greeting()
+        await client.send("1 hold")
+        await _until(lambda: handler.held == 1)
+        connection = next(iter(server._users.values()))
+        connection.transport.loseConnection()
+        handler.seen[-1].reply("i", {"last": 1})
+        rest = await client.expect_closed()
+        assert rest.decode().splitlines()[-1] == "1 1 i last=1"
+        await _until(lambda: server.num_users == 0)
+    finally:
+        handler.release.set()
+        await client.close()
+        await server.stop()
