@@ -258,17 +258,19 @@ class ActorEndpoint:
         self._in_flight.discard(command)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        """Consumer callback: never raises (a failure here would stop nothing but logs)."""
-        try:
-            await message.ack()
-        except Exception as exc:
-            log.warning("%s: could not ack delivery: %r", self.name, exc)
+        """Consumer callback: never raises (a failure here would stop nothing but logs).
+
+        The command is started before the delivery is acknowledged: the ack waits for
+        aiormq's writer, and the command need not wait for it.
+        """
         try:
             command = incoming_command(message)
         except MessageError as err:
+            await self._ack(message)
             await self._reject(message, err)
             return
         except Exception as exc:  # pragma: no cover - decode_command only raises MessageError
+            await self._ack(message)
             log.exception("%s: unexpected error decoding a delivery", self.name)
             await self._reject(message, MessageError(f"undecodable message: {exc!r}"))
             return
@@ -277,6 +279,13 @@ class ActorEndpoint:
         task = asyncio.create_task(self._run(incoming), name=f"{self.name}:{command.command_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        await self._ack(message)
+
+    async def _ack(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except Exception as exc:
+            log.warning("%s: could not ack delivery: %r", self.name, exc)
 
     async def _run(self, command: IncomingCommand) -> None:
         try:

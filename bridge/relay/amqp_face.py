@@ -41,6 +41,72 @@ def amqp_code(code: str) -> str:
     return code.lower()
 
 
+class _ReplyPublisher:
+    """Publishes the replies of one command as they arrive, in order.
+
+    Each reply is published from the target's callback, without waiting for the
+    broker's confirm of the one before (a round trip per reply would cap a stream at a
+    few thousand per second) and without a hop through a queue, at most
+    PUBLISH_WINDOW at a time (so that no publish waits behind so many others that its
+    timeout expires); replies beyond the window wait here, in order. The publishes
+    start in reply order, and each one writes its message before it waits for its
+    confirm (aiormq, under a FIFO lock), so the broker gets them in order: what clu's
+    actor does with its replies. :attr:`finished` is done once the terminal reply and
+    every one before it are confirmed, or has the first publish error.
+    """
+
+    def __init__(self, command: IncomingCommand, counters: dict[str, int]) -> None:
+        self.command = command
+        self.counters = counters
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._publishing: deque[asyncio.Future[bool]] = deque()
+        self._waiting: deque[Reply] = deque()
+        self._ended = False  # the terminal reply arrived
+
+    def add(self, reply: Reply) -> None:
+        """The target's reply callback."""
+        if self.finished.done() or self._ended:
+            return
+        self.counters["replies"] += 1
+        self._ended = reply.is_terminal
+        if self._waiting or len(self._publishing) >= PUBLISH_WINDOW:
+            self._waiting.append(reply)
+        else:
+            self._start(reply)
+
+    def close(self) -> None:
+        """Stop: replies not yet published are dropped (after a failure or a cancel)."""
+        self._waiting.clear()
+        if not self.finished.done():
+            self.finished.cancel()
+        for task in self._publishing:
+            task.add_done_callback(_consume_outcome)
+        self._publishing.clear()
+
+    def _start(self, reply: Reply) -> None:
+        task = asyncio.ensure_future(self.command.reply(amqp_code(reply.code), reply.json))
+        self._publishing.append(task)
+        task.add_done_callback(self._published)
+
+    def _published(self, task: asyncio.Future[bool]) -> None:
+        if self.finished.done():
+            _consume_outcome(task)
+            return
+        if task.cancelled():
+            self.finished.cancel()
+            return
+        error = task.exception()
+        if error is not None:
+            self.finished.set_exception(error)
+            return
+        while self._publishing and self._publishing[0].done():
+            self._publishing.popleft()
+        while self._waiting and len(self._publishing) < PUBLISH_WINDOW:
+            self._start(self._waiting.popleft())
+        if self._ended and not self._waiting and not self._publishing:
+            self.finished.set_result(None)
+
+
 class AmqpFace:
     """The AMQP side of one legacy actor.
 
@@ -90,34 +156,13 @@ class AmqpFace:
             await command.reply(">", {})
             await command.finish({"schema": json.dumps(self.schema)})
             return
-        replies: asyncio.Queue[Reply] = asyncio.Queue()
+        publisher = _ReplyPublisher(command, self.counters)
         self.target.send_command(self.name, text, commander=command.commander_id,
-                                 callback=replies.put_nowait, time_limit=self.time_limit)
-        # Each reply is published without waiting for the broker's confirm of the one
-        # before (a round trip per reply otherwise caps a stream at a few thousand per
-        # second), at most PUBLISH_WINDOW at a time (so that no publish waits behind so
-        # many others that its timeout expires). The publishes start in reply order, and
-        # each one writes its message before it waits for its confirm (aiormq, under a
-        # FIFO lock), so the broker gets them in order: what clu's actor does with its
-        # replies. A failed publish is raised (as before) once it is known; the
-        # terminal one is awaited.
-        publishing: deque[asyncio.Future[bool]] = deque()
+                                 callback=publisher.add, time_limit=self.time_limit)
         try:
-            while True:
-                reply = await replies.get()
-                self.counters["replies"] += 1
-                publishing.append(asyncio.ensure_future(
-                    command.reply(amqp_code(reply.code), reply.json)))
-                while publishing and (publishing[0].done()
-                                      or len(publishing) > PUBLISH_WINDOW):
-                    await publishing.popleft()
-                if reply.is_terminal:
-                    break
-            while publishing:
-                await publishing.popleft()
+            await publisher.finished
         finally:
-            for task in publishing:  # only after a failure or a cancellation
-                task.add_done_callback(_consume_outcome)
+            publisher.close()
 
     def _on_unsolicited(self, reply: Reply) -> None:
         try:

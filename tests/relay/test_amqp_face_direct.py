@@ -7,7 +7,7 @@ import asyncio
 
 from bridge.legacy.actor_link import ActorLink
 from bridge.relay.amqp_face import AmqpFace
-from tests.amqp.helpers import WAIT, amqp_connection, clu_client, wire_spy
+from tests.amqp.helpers import WAIT, amqp_connection, clu_client, commander, wire_spy
 from tests.support.aio import aio_test
 
 
@@ -111,3 +111,34 @@ async def test_get_schema_is_answered_from_the_dictionary_schema(amqp_url, clu_s
         finally:
             await face.stop()
             await link.stop()
+
+
+@aio_test
+async def test_a_burst_beyond_the_publish_window_arrives_complete_and_in_order(amqp_url):
+    """Our LegacyActor writes 500 ``i`` lines at once: far more than the face publishes
+    unconfirmed at a time (PUBLISH_WINDOW); every one reaches the AMQP commander, in order,
+    then the ``:``; and a second command runs normally after it."""
+    from bridge.bench.peers.our_shutter import build
+    from bridge.relay.amqp_face import PUBLISH_WINDOW
+
+    n = 8 * PUBLISH_WINDOW
+    actor = await build("spammer", 0).start()
+    async with amqp_connection(amqp_url) as conn, commander(amqp_url, "burst") as cmdr:
+        link = ActorLink("spammer", "127.0.0.1", actor.port, max_delay=0.5)
+        await link.start(wait=True)
+        face = AmqpFace(conn, "spammer", link)
+        await face.start()
+        try:
+            for _ in range(2):
+                handle = await cmdr.send_command("spammer", f"spam {n}")
+                await asyncio.wait_for(handle, WAIT)
+                assert handle.succeeded
+                codes = [r.code for r in handle.replies]
+                assert codes == [">"] + ["i"] * n + [":"]
+                assert [r.json["spam_index"] for r in handle.replies[1:-1]] == list(range(n))
+                assert handle.replies[-1].json == {"spam_count": n}
+            assert face.in_flight == 0 and face.counters["replies"] == 2 * (n + 2)
+        finally:
+            await face.stop()
+            await link.stop()
+            await actor.stop()
