@@ -106,29 +106,32 @@ class AmqpChannel:
         mandatory: bool = False,
         timeout: float | None = DEFAULT_PUBLISH_TIMEOUT,
         retry: bool = True,
+        reconnect_wait: float | None = None,
     ) -> None:
-        """Publish to the clu exchange and wait for the broker's confirm.
+        """Publish to the clu exchange and wait for the broker's confirm (``timeout`` s).
 
-        While the connection is down this waits for aio-pika to reconnect and restore
-        every channel of this connection (queues, bindings, consumers), at most
-        ``timeout`` seconds in all. With ``retry`` a publish that fails because the
-        connection dropped is tried again after the reconnect (a lost confirm can then
-        produce a duplicate); without it the first such failure raises.
+        While the connection is down this first waits for aio-pika to reconnect and
+        restore every channel of this connection (queues, bindings, consumers): at most
+        ``reconnect_wait`` seconds from the call (default: ``timeout``). With ``retry`` a
+        publish that fails because the connection dropped is tried again after the
+        reconnect, within the same ``reconnect_wait`` (a lost confirm can then produce a
+        duplicate); without it the first such failure raises.
 
         Raises :class:`Unroutable` (``mandatory`` and nothing bound for the key) or
         :class:`AmqpUnavailable`.
         """
         loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
+        wait = timeout if reconnect_wait is None else reconnect_wait
+        wait_until = None if wait is None else loop.time() + wait
         while True:
-            remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
+            if not self.owner.connected:
+                # After a reconnect, wait until *every* channel is restored (aio-pika
+                # restores them in no fixed order): a reply held during the outage
+                # must not go out before this process's own replies queue is back.
+                await self.owner.wait_connected(
+                    None if wait_until is None else max(wait_until - loop.time(), 0.0))
             try:
-                async with asyncio.timeout(remaining):
-                    # After a reconnect, wait until *every* channel is restored (aio-pika
-                    # restores them in no fixed order): a reply held during the outage
-                    # must not go out before this process's own replies queue is back.
-                    if not self.owner.connected:
-                        await self.owner.wait_connected()
+                async with asyncio.timeout(timeout):
                     await self.channel.ready()
                     await self.exchange.publish(message, routing_key, mandatory=mandatory)
                 return
@@ -136,13 +139,13 @@ class AmqpChannel:
                 raise Unroutable(f"no queue bound for routing key {routing_key!r}") from exc
             except TimeoutError:
                 raise AmqpUnavailable(
-                    f"could not publish to {routing_key!r}: no working connection to the "
-                    f"AMQP broker within {timeout} s"
+                    f"could not publish to {routing_key!r}: the AMQP broker did not confirm "
+                    f"within {timeout} s"
                 ) from None
             except aio_pika.exceptions.CONNECTION_EXCEPTIONS as exc:
                 if self.owner.stopping:
                     raise AmqpUnavailable("the AMQP connection is closed") from exc
-                if not retry:
+                if not retry or (wait_until is not None and loop.time() >= wait_until):
                     raise AmqpUnavailable(f"publishing to {routing_key!r} failed: {exc!r}") from exc
                 log.debug("publish to %r failed (%r); retrying after reconnect", routing_key, exc)
                 await asyncio.sleep(0.05)

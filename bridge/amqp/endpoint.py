@@ -239,20 +239,9 @@ class ActorEndpoint:
     async def _publish(self, reply: ReplyMessage) -> None:
         if self._channel is None:
             raise AmqpError(f"endpoint {self.name!r} is not started")
-        message = reply_to_message(reply)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.reconnect_wait
-        while True:
-            try:
-                await self._channel.publish(message, reply.routing_key(), mandatory=False,
-                                            timeout=self.publish_timeout)
-                return
-            except AmqpUnavailable:
-                # Connected but too slow, stopping, or waited long enough: give up.
-                if self.connection.connected or self.connection.stopping \
-                        or loop.time() >= deadline:
-                    raise
-            await self.connection.wait_connected(max(deadline - loop.time(), 0.0))
+        await self._channel.publish(reply_to_message(reply), reply.routing_key(),
+                                    mandatory=False, timeout=self.publish_timeout,
+                                    reconnect_wait=self.reconnect_wait)
 
     def _finished(self, command: IncomingCommand) -> None:
         self._in_flight.discard(command)

@@ -311,6 +311,8 @@ class LegacyServer(ServerFactory):
         """Write ``0 0 <code> <keywords>`` to every connected user."""
         if code not in REPLY_CODES:
             raise ValueError(f"invalid reply code {code!r}")
+        if not self._users:
+            return
         if isinstance(keywords, Mapping):
             keywords = json_to_keywords(keywords)
         keywords = tuple(keywords)

@@ -19,8 +19,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..amqp.connection import AmqpConnection
-from ..amqp.endpoint import ActorEndpoint, IncomingCommand
+from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection
+from ..amqp.endpoint import DEFAULT_RECONNECT_WAIT, ActorEndpoint, IncomingCommand
 from ..core import Reply
 
 log = logging.getLogger(__name__)
@@ -114,17 +114,22 @@ class AmqpFace:
     ``add_reply_listener(cb)`` for the actor's unsolicited replies. ``schema``
     (a JSON schema, e.g. from the actor's keyword dictionary) lets the face answer
     clu's ``get_schema`` itself, so ``AMQPClient(models=[actor])`` gets typed models.
+    ``publish_timeout`` and ``reply_hold`` are the endpoint's (confirm wait; how long
+    replies wait for a lost broker).
     """
 
     def __init__(self, connection: AmqpConnection, name: str, target: Any, *,
                  schema: dict[str, Any] | None = None,
-                 time_limit: float | None = None) -> None:
+                 time_limit: float | None = None,
+                 publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+                 reply_hold: float = DEFAULT_RECONNECT_WAIT) -> None:
         self.connection = connection
         self.name = name
         self.target = target
         self.schema = schema
         self.time_limit = time_limit
-        self.endpoint = ActorEndpoint(connection, name, self._on_command)
+        self.endpoint = ActorEndpoint(connection, name, self._on_command,
+                                      publish_timeout=publish_timeout, reconnect_wait=reply_hold)
         self._broadcasts: asyncio.Queue[Reply] = asyncio.Queue(maxsize=10_000)
         self._broadcaster: asyncio.Task[None] | None = None
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0, "dropped": 0}

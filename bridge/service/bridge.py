@@ -103,7 +103,8 @@ class Bridge:
         self.connection = AmqpConnection(self.amqp_url)
         await asyncio.wait_for(self.connection.start(), cfg.connect_timeout)
         # Narrow bindings: not its own replies echoed, not unrelated traffic.
-        self.commander = AmqpCommander(self.connection, cfg.name, hear_all=False)
+        self.commander = AmqpCommander(self.connection, cfg.name, hear_all=False,
+                                       publish_timeout=cfg.publish_timeout)
         await self.commander.start()
         self.amqp_target = AmqpTarget(self.commander)
         if cfg.tron is not None:
@@ -211,7 +212,9 @@ class Bridge:
         if cfg.lives != "amqp" and cfg.amqp:
             schema = rt.dictionary.json_schema() if rt.dictionary is not None else None
             face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),
-                            schema=schema, time_limit=cfg.time_limit or self.config.command_time_limit)
+                            schema=schema, time_limit=cfg.time_limit or self.config.command_time_limit,
+                            publish_timeout=self.config.publish_timeout,
+                            reply_hold=self.config.reply_hold)
             try:
                 await face.start()
                 rt.amqp_face = face

@@ -92,6 +92,8 @@ class BridgeConfig:
     processes: tuple[ProcessConfig, ...] = ()
     command_time_limit: float | None = None
     connect_timeout: float = 10.0
+    publish_timeout: float = 10.0  # an AMQP publish waits this long for the broker's confirm
+    reply_hold: float = 60.0       # replies wait this long for a lost broker to come back
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -154,7 +156,9 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         actors=_actors(r.table("actors"), base),
         processes=_processes(r.table("processes")),
         command_time_limit=command or None,
-        connect_timeout=timeouts.number("connect", 10.0), source=source,
+        connect_timeout=timeouts.number("connect", 10.0),
+        publish_timeout=timeouts.positive("publish", 10.0),
+        reply_hold=timeouts.number("reply_hold", 60.0), source=source,
     )
     for t in (amqp, tron, timeouts):
         t.done()
@@ -279,6 +283,12 @@ class _Reader:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(self.key(name), f"must be a non-negative number, not {value!r}")
         return float(value)
+
+    def positive(self, name: str, default: float) -> float:
+        value = self.number(name, default)
+        if value <= 0:
+            raise ConfigError(self.key(name), f"must be a positive number, not {value!r}")
+        return value
 
     def port(self, name: str, default: int | None) -> int | None:
         value = self._get(name, default)

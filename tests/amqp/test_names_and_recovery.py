@@ -111,6 +111,8 @@ async def test_broker_outage_fails_in_flight_commands_then_everything_recovers(
         conn.on_disconnect(lambda exc: lost.set())
         conn.on_reconnect(back.set)
         ep = await ActorEndpoint(conn, "camera", handler).start()
+        # An actor whose replies may wait only briefly for a lost broker.
+        impatient = await ActorEndpoint(conn, "dome", handler, reconnect_wait=0.3).start()
         cmdr = await AmqpCommander(conn, "operator", publish_timeout=1.0).start()
         try:
             held = await cmdr.send_command("camera", "hold")
@@ -129,6 +131,12 @@ async def test_broker_outage_fails_in_flight_commands_then_everything_recovers(
             # New commands while the broker is down fail after publish_timeout.
             down = await cmdr.send_command("camera", "ping")
             assert down.status is CommandStatus.FAILED and "Could not send" in (down.error or "")
+            # A reply waits reconnect_wait for the broker (not publish_timeout, 10 s), then
+            # gives up with AmqpUnavailable.
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(AmqpUnavailable, match="not connected"):
+                await impatient.broadcast("i", {"text": "nobody hears this"})
+            assert asyncio.get_running_loop().time() - started < 3
 
             await asyncio.to_thread(rabbitmq.start)
             await asyncio.wait_for(back.wait(), 60)
@@ -151,5 +159,6 @@ async def test_broker_outage_fails_in_flight_commands_then_everything_recovers(
                     pass
         finally:
             await cmdr.stop()
+            await impatient.stop()
             await ep.stop()
             await conn.stop()

@@ -142,6 +142,8 @@ def test_serve_send_status_both_ways_then_clean_shutdown(served):
     ('name = 5\n', "name"),
     ('[actors.a]\nlives = "legacy"\nport = 70000\n', "actors.a.port"),
     ('[tron]\nport = "x"\n', "tron.port"),
+    ('[timeouts]\npublish = 0\n', "timeouts.publish"),
+    ('[timeouts]\nreply_hold = "long"\n', "timeouts.reply_hold"),
     ('this is not toml', ""),
 ])
 def test_bad_configuration_is_one_clear_message_and_exit_2(tmp_path, text, key):

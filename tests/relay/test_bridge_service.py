@@ -33,12 +33,18 @@ async def clu_send(client, actor, text):
 @aio_test
 async def test_seed_scenario_amqp_camera_drives_legacy_shutter(amqp_url, clu_shutter, tmp_path):
     config = parse_config({"name": "bridgeA", "actors": {
-        "shutter": {"lives": "legacy", "port": clu_shutter.port}}})
+        "shutter": {"lives": "legacy", "port": clu_shutter.port}},
+        "timeouts": {"publish": 4, "reply_hold": 7}})
     camera = start_example("camera_amqp.py", amqp_url, tmp_path)
     try:
         async with Bridge(config, amqp_url) as bridge, \
                 clu_client(amqp_url, "observer") as client, wire_spy(amqp_url) as spy:
             await bridge.router.target("shutter").start(wait=True)
+            # [timeouts] publish and reply_hold reach the commander and the face.
+            face = bridge.actors["shutter"].amqp_face
+            assert face is not None and bridge.commander is not None
+            assert bridge.commander.publish_timeout == 4.0
+            assert (face.endpoint.publish_timeout, face.endpoint.reconnect_wait) == (4.0, 7.0)
             expose = await clu_send(client, "camera", "expose 0.1")
             assert expose.status.did_succeed, [r.message for r in expose.replies]
             messages = [r.message for r in expose.replies]
