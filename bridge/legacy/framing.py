@@ -11,6 +11,7 @@ segment is lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from twisted.internet.protocol import Protocol
@@ -32,6 +33,7 @@ class LineProtocol(Protocol):
     def __init__(self) -> None:
         self._buffer = b""
         self._discarding = False
+        self._sent_this_turn = False
 
     # -- Twisted hooks -----------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -94,21 +96,30 @@ class LineProtocol(Protocol):
 
     # -- internals -----------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
-        """Write ``data`` and try to send it at once.
+        """Write ``data``; the first write of an event-loop turn is sent at once.
 
         Twisted buffers a write and sends it when the reactor next finds the socket
-        writable, one event-loop turn later; a relayed reply would wait for every
-        other callback of that turn. Asking the transport to write now (what the
-        reactor would do) sends it in this turn; what the socket does not take stays
-        buffered and goes out as usual. Not while the connection is closing: then the
+        writable, one event-loop turn later, so a relayed reply would wait for every
+        other callback of that turn. The first write of a turn asks the transport to
+        send now (what the reactor would do; what the socket does not take stays
+        buffered and goes out as usual). Later writes of the same turn stay buffered
+        and go out together on the next turn, in one system call: a burst of lines is
+        not split into one send each. Not while the connection is closing: then the
         reactor's own write must see the buffer empty and close the connection.
         """
         transport = self.transport
         transport.write(data)  # type: ignore[union-attr]
-        if not getattr(transport, "disconnecting", True) and hasattr(transport, "doWrite"):
-            # An error (peer gone) is left to the reactor: the writer stays registered,
-            # and its next doWrite reports it and closes the connection.
-            transport.doWrite()  # type: ignore[union-attr]
+        if self._sent_this_turn or getattr(transport, "disconnecting", True) \
+                or not hasattr(transport, "doWrite"):
+            return
+        self._sent_this_turn = True
+        asyncio.get_running_loop().call_soon(self._next_turn)
+        # An error (peer gone) is left to the reactor: the writer stays registered, and
+        # its next doWrite reports it and closes the connection.
+        transport.doWrite()  # type: ignore[union-attr]
+
+    def _next_turn(self) -> None:
+        self._sent_this_turn = False
 
     def _deliver(self, raw: bytes) -> None:
         if raw.endswith(b"\r"):

@@ -364,7 +364,7 @@ async def test_a_command_handle_is_followed_to_its_end() -> None:
 
 
 @aio_test
-async def test_a_reply_is_sent_without_waiting_for_the_next_loop_turn() -> None:
+async def test_a_reply_is_sent_in_its_turn_and_a_burst_in_one_send() -> None:
     handler = RecordingHandler()
     server = await started(handler)
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -381,10 +381,18 @@ async def test_a_reply_is_sent_without_waiting_for_the_next_loop_turn() -> None:
             except BlockingIOError:
                 pass
         sock.settimeout(5)
-        # No await from here on: the event loop does not turn, so the line can only
+        # No await until the recv: the event loop does not turn, so the line can only
         # arrive if writing it sent it.
         command.reply("i", {"now": 1})
         assert sock.recv(65536) == b"1 1 i now=1\n"
+        await asyncio.sleep(0.05)
+        # A burst in one turn: the first line goes at once, the rest together a turn later
+        # (one send for them all, not one per line).
+        for k in range(3):
+            command.reply("i", {"burst": k})
+        assert sock.recv(65536) == b"1 1 i burst=0\n"
+        await asyncio.sleep(0.05)
+        assert sock.recv(65536) == b"1 1 i burst=1\n1 1 i burst=2\n"
         command.finish()
         assert sock.recv(65536) == b"1 1 : \n"
     finally:
