@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: Default limit for one line, in bytes (the asyncio stream limit clu has).
 DEFAULT_MAX_LINE_LENGTH = 64 * 1024
+#: Writes per event-loop turn sent at once; later ones of the turn go out together.
+SENT_AT_ONCE = 4
 
 
 class LineProtocol(Protocol):
@@ -33,7 +35,7 @@ class LineProtocol(Protocol):
     def __init__(self) -> None:
         self._buffer = b""
         self._discarding = False
-        self._sent_this_turn = False
+        self._sent_this_turn = 0
 
     # -- Twisted hooks -----------------------------------------------------------------
     def connectionMade(self) -> None:
@@ -96,30 +98,32 @@ class LineProtocol(Protocol):
 
     # -- internals -----------------------------------------------------------------------
     def _write(self, data: bytes) -> None:
-        """Write ``data``; the first write of an event-loop turn is sent at once.
+        """Write ``data``; the first few writes of an event-loop turn are sent at once.
 
         Twisted buffers a write and sends it when the reactor next finds the socket
         writable, one event-loop turn later, so a relayed reply would wait for every
-        other callback of that turn. The first write of a turn asks the transport to
-        send now (what the reactor would do; what the socket does not take stays
-        buffered and goes out as usual). Later writes of the same turn stay buffered
-        and go out together on the next turn, in one system call: a burst of lines is
-        not split into one send each. Not while the connection is closing: then the
-        reactor's own write must see the buffer empty and close the connection.
+        other callback of that turn. The first :data:`SENT_AT_ONCE` writes of a turn
+        (a command's ``>``, a few ``i`` and its ``:``) ask the transport to send now
+        (what the reactor would do; what the socket does not take stays buffered and
+        goes out as usual). Later writes of the same turn stay buffered and go out
+        together on the next turn, in one system call: a burst of lines is not split
+        into one send each. Not while the connection is closing: then the reactor's own
+        write must see the buffer empty and close the connection.
         """
         transport = self.transport
         transport.write(data)  # type: ignore[union-attr]
-        if self._sent_this_turn or getattr(transport, "disconnecting", True) \
+        if self._sent_this_turn >= SENT_AT_ONCE or getattr(transport, "disconnecting", True) \
                 or not hasattr(transport, "doWrite"):
             return
-        self._sent_this_turn = True
-        asyncio.get_running_loop().call_soon(self._next_turn)
+        if not self._sent_this_turn:
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._sent_this_turn += 1
         # An error (peer gone) is left to the reactor: the writer stays registered, and
         # its next doWrite reports it and closes the connection.
         transport.doWrite()  # type: ignore[union-attr]
 
     def _next_turn(self) -> None:
-        self._sent_this_turn = False
+        self._sent_this_turn = 0
 
     def _deliver(self, raw: bytes) -> None:
         if raw.endswith(b"\r"):

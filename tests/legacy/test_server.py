@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from bridge.core import CommandHandle, Reply
+from bridge.legacy.framing import SENT_AT_ONCE
 from bridge.legacy.server import IncomingLegacyCommand, LegacyServer
 from bridge.protocol import Keyword
 from tests.legacy.line_client import LineClient, code_of
@@ -386,13 +387,18 @@ async def test_a_reply_is_sent_in_its_turn_and_a_burst_in_one_send() -> None:
         command.reply("i", {"now": 1})
         assert sock.recv(65536) == b"1 1 i now=1\n"
         await asyncio.sleep(0.05)
-        # A burst in one turn: the first line goes at once, the rest together a turn later
-        # (one send for them all, not one per line).
-        for k in range(3):
+        # A burst in one turn: the first SENT_AT_ONCE lines go at once (one send each), the
+        # rest together a turn later (one send for them all, not one per line).
+        for k in range(SENT_AT_ONCE + 3):
             command.reply("i", {"burst": k})
-        assert sock.recv(65536) == b"1 1 i burst=0\n"
+        at_once = b"".join(b"1 1 i burst=%d\n" % k for k in range(SENT_AT_ONCE))
+        received = b""
+        while len(received) < len(at_once):
+            received += sock.recv(65536)
+        assert received == at_once
         await asyncio.sleep(0.05)
-        assert sock.recv(65536) == b"1 1 i burst=1\n1 1 i burst=2\n"
+        assert sock.recv(65536) == b"".join(
+            b"1 1 i burst=%d\n" % k for k in range(SENT_AT_ONCE, SENT_AT_ONCE + 3))
         command.finish()
         assert sock.recv(65536) == b"1 1 : \n"
     finally:
