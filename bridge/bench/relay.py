@@ -28,7 +28,10 @@ send to its ``:``, in replies/s (every reply of the command counted); for the AM
 also ``stream, raw AMQP``: the same through a plain aio-pika consumer (``no_ack``, no
 prefetch limit, bound to its own replies only), because clu's client (prefetch 1, one
 ack per reply) caps what it can receive: that row shows what the actor or the bridge
-delivers, and checks that the replies arrive in order. Each row reports
+delivers, and checks that the replies arrive in order. For (e) and (e-max) also
+``publish only``: the aio-pika actor publishes ``stream`` reply-sized messages into a
+queue nobody reads, with confirms (as the bridge) and without, in messages/s: what one
+aio-pika process publishes here with no consumer at all. Each row reports
 the median, min and max over ``runs`` runs; round trips also the p99 of all samples.
 The last column is the bridge
 process's CPU time per command or per reply (from ``/proc``): what relaying costs the
@@ -102,11 +105,20 @@ PATHS: dict[str, tuple[str, str, str]] = {
     "e-max": ("clu AMQPClient -> aio-pika actor, no confirms", "amqp", RAW_ACTOR),
 }
 ROUND_TRIP, STREAM, RAW_STREAM = "round trip", "reply stream", "stream, raw AMQP"
-METRICS = (ROUND_TRIP, STREAM, RAW_STREAM)
-#: Paths measured with some metrics only (others: all that fit their kind of client).
-ONLY_METRICS: dict[str, tuple[str, ...]] = {"e-max": (RAW_STREAM,)}
+#: The aio-pika actor publishing alone into a queue nobody reads (no consumer at all).
+PUBLISH_ONLY = "publish only"
+METRICS = (ROUND_TRIP, STREAM, RAW_STREAM, PUBLISH_ONLY)
+#: Paths measured with other metrics than those that fit their kind of client.
+ONLY_METRICS: dict[str, tuple[str, ...]] = {
+    "e": (ROUND_TRIP, STREAM, RAW_STREAM, PUBLISH_ONLY),
+    "e-max": (RAW_STREAM, PUBLISH_ONLY),
+}
 #: The streaming command of a path (default ``spam``).
 STREAM_VERB: dict[str, str] = {"e-max": "blast"}
+#: The publish-only command of a path (with confirms like the bridge, or without).
+PUBLISH_VERB: dict[str, str] = {"e": "publish_only", "e-max": "publish_only_unconfirmed"}
+UNITS = {ROUND_TRIP: "ms", STREAM: "replies/s", RAW_STREAM: "replies/s",
+         PUBLISH_ONLY: "messages/s"}
 #: Goals of the relay (issue 4): (b) and (c) round trips no slower than (a)...
 RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
 #: ... and the bridge relays at least this many replies per second.
@@ -146,6 +158,9 @@ class Row:
     @property
     def description(self) -> str:
         text = PATHS[self.path][0]
+        if self.metric == PUBLISH_ONLY:
+            confirms = "with" if self.path == "e" else "without"
+            return f"aio-pika publisher alone, {confirms} confirms"
         return text.replace("clu AMQPClient", "aio-pika consumer") if self.metric == RAW_STREAM \
             else text
 
@@ -202,7 +217,8 @@ def format_relay(result: RelayResult) -> str:
         p99 = f"{r.p99:8.2f}" if r.p99 is not None else f"{'':>8}"
         fmt = "10,.3f" if r.unit == "ms" else "10,.0f"
         cpu = r.bridge_cpu_us
-        cpu_text = f"{cpu:6,.0f} us/{'cmd' if r.metric == ROUND_TRIP else 'rep'}" \
+        per = {ROUND_TRIP: "cmd", PUBLISH_ONLY: "msg"}.get(r.metric, "rep")
+        cpu_text = f"{cpu:6,.0f} us/{per}" \
             if cpu is not None else ""
         lines.append(f"({r.path + ')':<8} {r.description:<50} {r.metric:<16} {r.unit:>9} "
                      f"{r.median:{fmt}} {min(r.runs):{fmt}} {max(r.runs):{fmt}} {p99} "
@@ -216,8 +232,11 @@ def format_relay(result: RelayResult) -> str:
     for path, what in (("e", "floor of a relay: aio-pika alone publishing as the bridge does"),
                        ("e-max", "ceiling: aio-pika alone, no publisher confirms")):
         row = result.row(path, RAW_STREAM)
+        alone = result.row(path, PUBLISH_ONLY)
         if row is not None:
-            lines.append(f"{what}, path ({path}) raw stream: {row.median:,.0f} replies/s")
+            lines.append(f"{what}, path ({path}) raw stream: {row.median:,.0f} replies/s"
+                         + (f"; publishing alone, no consumer: {alone.median:,.0f} messages/s"
+                            if alone is not None else ""))
     s = result.settings
     lines.append(f"{s['runs']} runs x {s['count']} round trips, spam {s['stream']}; "
                  f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
@@ -404,7 +423,14 @@ def metrics_of(path: str) -> tuple[str, ...]:
     """What is measured on ``path`` (the raw AMQP stream only where the client is AMQP)."""
     if path in ONLY_METRICS:
         return ONLY_METRICS[path]
-    return METRICS if PATHS[path][1] == "amqp" else (ROUND_TRIP, STREAM)
+    return (ROUND_TRIP, STREAM, RAW_STREAM) if PATHS[path][1] == "amqp" else (ROUND_TRIP, STREAM)
+
+
+def _publish_only(peers: Peers, path: str, n: int) -> float:
+    """Messages/s the aio-pika actor publishes alone into a queue nobody reads."""
+    answer = peers.client.request({"op": "command", "actor": PATHS[path][2],
+                                   "text": f"{PUBLISH_VERB[path]} {n}"})
+    return float(answer["body"]["per_second"])
 
 
 def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> tuple[int, float]:
@@ -458,8 +484,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
         raise ValueError("runs, count and stream must be at least 1")
     say = progress or (lambda _msg: None)
     paths = [p for p in PATHS if ours or not p.endswith("-ours")]
-    rows = {(p, m): Row(p, m, "ms" if m == ROUND_TRIP else "replies/s")
-            for m in METRICS for p in paths if m in metrics_of(p)}
+    rows = {(p, m): Row(p, m, UNITS[m]) for m in METRICS for p in paths if m in metrics_of(p)}
     machine = machine_info()
     with _sigterm_as_interrupt(), state_dir(log_dir, "bench-relay-") as state, \
             running_peers(state, ours, say) as peers:
@@ -484,6 +509,13 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                                                raw=metric == RAW_STREAM)
                     if run >= 0:
                         _record(rows[path, metric], replies / seconds, cpu.per(replies))
+            for path in order:
+                if (path, PUBLISH_ONLY) in rows:
+                    cpu = _BridgeCpu(peers)
+                    n = stream if run >= 0 else min(stream, 200)
+                    rate = _publish_only(peers, path, n)
+                    if run >= 0:
+                        _record(rows[path, PUBLISH_ONLY], rate, cpu.per(n))
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours}
     return RelayResult(list(rows.values()), settings, machine)
 

@@ -14,6 +14,11 @@ aio-pika, the bridge included.
 publisher confirms, never waiting for anything: the most replies per second aio-pika
 can put on the wire here at all (a publisher that cannot tell whether the broker got
 its messages, so not how the bridge may publish; the absolute ceiling).
+
+``publish_only N`` / ``publish_only_unconfirmed N`` publish N reply-sized messages to a
+queue of the actor's own that nobody reads (purged afterwards), with confirms and the
+same window / without confirms, and answer ``: {"per_second": R}``: what this process
+alone publishes per second, with no consumer anywhere.
 """
 
 from __future__ import annotations
@@ -56,6 +61,29 @@ async def main(argv: list[str] | None = None) -> int:
     blast_exchange = await unconfirmed.get_exchange(EXCHANGE_NAME, ensure=False)
     queue = await channel.declare_queue(f"{name}_commands", exclusive=True)
     await queue.bind(exchange, routing_key=f"command.{name}.#")
+    sink = await channel.declare_queue(f"{name}_sink", exclusive=True)
+    await sink.bind(exchange, routing_key=f"sink.{name}")
+    sinks = {"publish_only": exchange, "publish_only_unconfirmed": blast_exchange}
+
+    async def publish_only(via: Any, n: int) -> float:
+        """Messages per second of ``n`` publishes into the sink (at most WINDOW pending)."""
+        loop = asyncio.get_running_loop()
+        pending: deque[asyncio.Future[Any]] = deque()
+        started = loop.time()
+        for index in range(n):
+            message = aio_pika.Message(
+                json.dumps({"spam_index": index}).encode(), content_type="text/json",
+                correlation_id="sink", timestamp=datetime.now(timezone.utc),
+                headers={"message_code": "i", "commander_id": "sink", "command_id": "sink",
+                         "sender": name, "internal": False})
+            pending.append(asyncio.ensure_future(via.publish(message, f"sink.{name}")))
+            while len(pending) > WINDOW or (pending and pending[0].done()):
+                await pending.popleft()
+        while pending:
+            await pending.popleft()
+        rate = n / (loop.time() - started)
+        await sink.purge()
+        return rate
 
     async def run(headers: dict[str, Any], correlation_id: str, text: str) -> None:
         commander_id = str(headers.get("commander_id"))
@@ -90,6 +118,8 @@ async def main(argv: list[str] | None = None) -> int:
                 reply("i", {"spam_index": index})
                 await pending.popleft()
             reply(":", {"spam_count": n})
+        elif verb in sinks and rest.strip().isdigit():
+            reply(":", {"per_second": await publish_only(sinks[verb], int(rest))})
         else:
             reply("f", {"error": f"unknown command {text!r}"})
         while pending:

@@ -15,6 +15,8 @@ prints goes to stderr):
   only, ``no_ack``, no prefetch limit): what the actor or relay can deliver when the
   client is not the bottleneck. It also checks that ``spam_index`` arrives in order;
   ``"verb": "blast"`` sends ``blast N`` instead of ``spam N`` (see ``aiopika_actor``);
+* ``{"op": "command", "actor": A, "text": T}`` -> ``{"ok": true, "body": {...}}``: one
+  command, the body of its terminal reply;
 * ``{"op": "quit"}`` (or end of input): disconnect and exit.
 
 A failed command or a timeout answers ``{"ok": false, "error": "..."}``.
@@ -155,6 +157,9 @@ async def serve(client: Any, requests: Any, answers: Any, raw: RawConsumer) -> N
                                           str(request.get("verb", "spam")))
             elif op == "stream":
                 answer = await _stream(client, request["actor"], int(request["n"]))
+            elif op == "command":
+                cmd = await _command(client, request["actor"], str(request["text"]))
+                answer = {"body": cmd.replies[-1].message}
             else:
                 raise ValueError(f"unknown op {op!r}")
             answer["ok"] = True
