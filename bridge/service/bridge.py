@@ -119,7 +119,9 @@ class Bridge:
                              amqp_presence=self._amqp_present)
         await self._apply(cfg, first=True)
         self.control = ControlActor(self.connection, cfg.name, self.status,
-                                    self.reload_from_file if cfg.source else None)
+                                    self.reload_from_file if cfg.source else None,
+                                    publish_timeout=cfg.publish_timeout,
+                                    reply_hold=cfg.reply_hold)
         await self.control.start()
         self.router.add_listener(self._on_route_event)
         if cfg.hub is not None:

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .. import __version__
-from ..amqp.connection import AmqpConnection
-from ..amqp.endpoint import ActorEndpoint, IncomingCommand
+from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection
+from ..amqp.endpoint import DEFAULT_RECONNECT_WAIT, ActorEndpoint, IncomingCommand
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +54,14 @@ class ControlActor:
 
     def __init__(self, connection: AmqpConnection, name: str,
                  status: Callable[[], dict[str, Any]],
-                 reload: Callable[[], Awaitable[dict[str, list[str]]]] | None = None) -> None:
+                 reload: Callable[[], Awaitable[dict[str, list[str]]]] | None = None, *,
+                 publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
+                 reply_hold: float = DEFAULT_RECONNECT_WAIT) -> None:
         self.name = name
         self.status = status
         self.reload = reload
-        self.endpoint = ActorEndpoint(connection, name, self._on_command)
+        self.endpoint = ActorEndpoint(connection, name, self._on_command,
+                                      publish_timeout=publish_timeout, reconnect_wait=reply_hold)
 
     async def start(self) -> None:
         await self.endpoint.start()

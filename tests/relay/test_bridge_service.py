@@ -45,6 +45,9 @@ async def test_seed_scenario_amqp_camera_drives_legacy_shutter(amqp_url, clu_shu
             assert face is not None and bridge.commander is not None
             assert bridge.commander.publish_timeout == 4.0
             assert (face.endpoint.publish_timeout, face.endpoint.reconnect_wait) == (4.0, 7.0)
+            assert bridge.control is not None
+            control = bridge.control.endpoint
+            assert (control.publish_timeout, control.reconnect_wait) == (4.0, 7.0)
             expose = await clu_send(client, "camera", "expose 0.1")
             assert expose.status.did_succeed, [r.message for r in expose.replies]
             messages = [r.message for r in expose.replies]
