@@ -1,7 +1,8 @@
 """Hear what the targets of the routing table say on their own, and when they come and go.
 
 A :class:`TargetMirror` subscribes to the reply listeners of every route's target
-(an :class:`~bridge.legacy.actor_link.ActorLink`'s unsolicited lines, an
+(an :class:`~bridge.legacy.actor_link.ActorLink`'s unsolicited lines and its replies to
+commands that others than the hub sent through it, an
 :class:`~bridge.relay.amqp_target.AmqpTarget`'s traffic of one sender, a hub view's
 actor traffic, both sides of a prefer-AMQP target) and to their state listeners, and
 follows the router's route changes. Targets cannot be unsubscribed from, so a listener
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from ..core import PreferAmqpTarget, Reply, Router
+from ..core import CommandHandle, PreferAmqpTarget, Reply, Router
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,12 @@ class TargetMirror:
     """Subscribe once to each (actor, target) of ``router``; report what they say."""
 
     def __init__(self, router: Router, on_reply: UnsolicitedCallback,
-                 on_state: StateCallback) -> None:
+                 on_state: StateCallback,
+                 is_own: Callable[[CommandHandle], bool] = lambda _handle: False) -> None:
         self.router = router
         self.on_reply = on_reply
         self.on_state = on_state
+        self.is_own = is_own
         self.active = True
         self._watched: set[tuple[str, int]] = set()
         self._keep: list[Any] = []  # watched targets stay alive, so their ids stay unique
@@ -81,6 +84,15 @@ class TargetMirror:
                 add(heard, actor=actor)
             else:
                 add(heard)
+        add_command = getattr(part, "add_command_reply_listener", None)
+        if add_command is not None:
+            # Replies to commands others sent through the part (an AMQP client, a local
+            # actor): every commander sees them, as with tron.
+            def heard_command(reply: Reply, handle: CommandHandle) -> None:
+                if self.is_current(actor, target) and not self.is_own(handle):
+                    self.on_reply(actor, reply)
+
+            add_command(heard_command)
         add_state = getattr(part, "add_state_listener", None)
         if add_state is not None:
             def changed(state: str) -> None:

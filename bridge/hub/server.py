@@ -17,6 +17,7 @@ import itertools
 import logging
 import re
 import time
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -263,7 +264,10 @@ class HubServer:
         self.max_line_length = max_line_length
         self.stop_reason = f"{name} is stopping."
         self.verbs = HubVerbs(self)
-        self.mirror = TargetMirror(router, self._unsolicited, self._target_state)
+        #: Handles of the commands this hub sent (their replies are not mirrored again).
+        self._issued: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
+        self.mirror = TargetMirror(router, self._unsolicited, self._target_state,
+                                   is_own=self._issued.__contains__)
         self._connections: dict[HubConnection, None] = {}
         self._listeners: list[Any] = []
         self._nub_ids = itertools.count(1)
@@ -539,6 +543,7 @@ class HubServer:
         relay = _Relay(self, cmd)
         handle = self.router.send_command(cmd.actor, cmd.text, commander=cmd.commander,
                                           callback=relay, time_limit=self.time_limit)
+        self._issued.add(handle)
         actor_mid = handle.command_id
         cmd.queued(actor_mid if isinstance(actor_mid, int) else 0)
         relay.release()
@@ -638,6 +643,7 @@ class HubServer:
                 self._emit(cmd_in(cmd.cid, actor, command))
             relay = _Relay(self, cmd)
             handle = part.send_command(actor, command, commander=HUB_COMMANDER, callback=relay)
+            self._issued.add(handle)
             cmd.queued(handle.command_id if isinstance(handle.command_id, int) else 0)
             relay.release()
             if not cmd.done:

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 LinkState = Literal["disconnected", "connecting", "connected"]
 CommandHeader = Literal["commander", "mid", "cid-mid"]
 ReplyListener = Callable[[Reply], Any]
+#: ``listener(reply, handle)`` for a reply to a command sent through the link.
+CommandReplyListener = Callable[[Reply, CommandHandle], Any]
 
 #: How long to wait for the actor's first line before assuming it sends no greeting.
 GREETING_WAIT = 0.5
@@ -125,6 +127,7 @@ class ActorLink:
         self._commands: CommandTable[int] = CommandTable()
         self._mids = MidAllocator()
         self._listeners: list[ReplyListener] = []
+        self._command_listeners: list[CommandReplyListener] = []
         self._state_listeners: list[Callable[[LinkState], Any]] = []
         self._ready = asyncio.Event()
         self._greeting_timer: asyncio.TimerHandle | None = None
@@ -169,6 +172,12 @@ class ActorLink:
     def add_reply_listener(self, listener: ReplyListener) -> None:
         """``listener(reply)`` for every unsolicited reply (broadcasts, others' replies)."""
         self._listeners.append(listener)
+
+    def add_command_reply_listener(self, listener: CommandReplyListener) -> None:
+        """``listener(reply, handle)`` for every reply of the actor to a command sent through
+        this link (after the command's own callback): what tron shows every commander.
+        Whoever sent the command knows its handle and can skip its own."""
+        self._command_listeners.append(listener)
 
     def add_state_listener(self, listener: Callable[[LinkState], Any]) -> None:
         """``listener(state)`` whenever the link's state changes."""
@@ -267,8 +276,13 @@ class ActorLink:
         ours = parsed.mid != 0 and (self.cid is None or parsed.cid == self.cid)
         handle = self._commands.get(parsed.mid) if ours else None
         if handle is not None:
-            self._commands.reply(parsed.mid, Reply(parsed.code, self.name, keywords,
-                                                   handle.commander, parsed.mid, values))
+            reply = Reply(parsed.code, self.name, keywords, handle.commander, parsed.mid, values)
+            self._commands.reply(parsed.mid, reply)
+            for command_listener in list(self._command_listeners):
+                try:
+                    command_listener(reply, handle)
+                except Exception:
+                    log.exception("command reply listener of %r failed", self)
             return
         reply = Reply(parsed.code, self.name, keywords, None, None, values)
         for listener in list(self._listeners):

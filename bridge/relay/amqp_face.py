@@ -5,7 +5,9 @@ and sends each command to a *target* that reaches the legacy actor (an
 :class:`~bridge.legacy.actor_link.ActorLink` in direct mode, the Tron hub connection in
 hub mode). Every reply comes back, in order, as a clu JSON reply to
 ``reply.<commander_id>``; the actor's unsolicited output becomes ``reply.broadcast``
-with ``sender=<actor>``. The target guarantees one terminal reply per command (it fails
+with ``sender=<actor>``, and so do its replies to commands others sent it through the
+same link (a hub-port commander, a local actor), as Tron shows every commander every
+reply. The target guarantees one terminal reply per command (it fails
 commands whose actor is down, drops or times out), so the AMQP commander never waits
 in silence.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -131,6 +134,8 @@ class AmqpFace:
         self.endpoint = ActorEndpoint(connection, name, self._on_command,
                                       publish_timeout=publish_timeout, reconnect_wait=reply_hold)
         self._broadcasts: asyncio.Queue[Reply] = asyncio.Queue(maxsize=10_000)
+        #: Handles of the commands this face sent (their replies go to their commanders).
+        self._issued: weakref.WeakSet[Any] = weakref.WeakSet()
         self._broadcaster: asyncio.Task[None] | None = None
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0, "dropped": 0}
 
@@ -144,6 +149,9 @@ class AmqpFace:
             self.target, "add_reply_listener", None)
         if listen is not None:
             listen(self._on_unsolicited)  # queued until the endpoint can publish
+        listen_commands = getattr(self.target, "add_command_reply_listener", None)
+        if listen_commands is not None:  # others' commands (hub port, local actors)
+            listen_commands(self._on_command_reply)
         await self.endpoint.start()
         self._broadcaster = asyncio.ensure_future(self._broadcast_forever())
 
@@ -162,12 +170,18 @@ class AmqpFace:
             await command.finish({"schema": json.dumps(self.schema)})
             return
         publisher = _ReplyPublisher(command, self.counters)
-        self.target.send_command(self.name, text, commander=command.commander_id,
-                                 callback=publisher.add, time_limit=self.time_limit)
+        self._issued.add(self.target.send_command(
+            self.name, text, commander=command.commander_id, callback=publisher.add,
+            time_limit=self.time_limit))
         try:
             await publisher.finished
         finally:
             publisher.close()
+
+    def _on_command_reply(self, reply: Reply, handle: Any) -> None:
+        """A reply to a command someone else sent the actor: a broadcast, as in hub mode."""
+        if handle not in self._issued:
+            self._on_unsolicited(reply)
 
     def _on_unsolicited(self, reply: Reply) -> None:
         try:
