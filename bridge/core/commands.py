@@ -6,7 +6,7 @@ import asyncio
 import enum
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator, Hashable, Iterator
+from collections.abc import Awaitable, Callable, Container, Generator, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
 from .replies import Reply, failure
@@ -45,6 +45,18 @@ class CommandHandle:
         self.replies: list[Reply] = []
         self._finished: asyncio.Future[CommandHandle] = asyncio.get_event_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        #: The command this one carries out, when a target relays through another
+        #: (a prefer-AMQP target's inner command for the handle it returned).
+        self.on_behalf_of: CommandHandle | None = None
+
+    def is_one_of(self, handles: Container[CommandHandle]) -> bool:
+        """True if this command, or one it carries out (:attr:`on_behalf_of`), is in ``handles``."""
+        handle: CommandHandle | None = self
+        while handle is not None:
+            if handle in handles:
+                return True
+            handle = handle.on_behalf_of
+        return False
 
     def __repr__(self) -> str:
         return (f"<CommandHandle {self.actor} {self.text!r} id={self.command_id} "

@@ -340,11 +340,13 @@ class PreferAmqpTarget:
                 self._switch(self.primary_side)  # the AMQP actor is gone: fall back
                 inner = self.primary.send_command(actor, text, commander=commander,
                                                   callback=outer.add_reply)
+                inner.on_behalf_of = outer
                 outer.command_id = inner.command_id
                 return
             outer.add_reply(reply)
 
         inner = self.amqp.send_command(actor, text, commander=commander, callback=relay)
+        inner.on_behalf_of = outer
         if outer.command_id is None:
             outer.command_id = inner.command_id
         return outer

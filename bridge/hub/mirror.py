@@ -92,7 +92,10 @@ class TargetMirror:
                 if self.is_current(actor, target) and not self.is_own(handle):
                     self.on_reply(actor, reply)
 
-            add_command(heard_command)
+            if "sender" in _parameters(add_command):
+                add_command(heard_command, sender=actor)
+            else:
+                add_command(heard_command)
         add_state = getattr(part, "add_state_listener", None)
         if add_state is not None:
             def changed(state: str) -> None:

@@ -267,7 +267,7 @@ class HubServer:
         #: Handles of the commands this hub sent (their replies are not mirrored again).
         self._issued: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
         self.mirror = TargetMirror(router, self._unsolicited, self._target_state,
-                                   is_own=self._issued.__contains__)
+                                   is_own=lambda handle: handle.is_one_of(self._issued))
         self._connections: dict[HubConnection, None] = {}
         self._listeners: list[Any] = []
         self._nub_ids = itertools.count(1)

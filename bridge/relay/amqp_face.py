@@ -180,7 +180,7 @@ class AmqpFace:
 
     def _on_command_reply(self, reply: Reply, handle: Any) -> None:
         """A reply to a command someone else sent the actor: a broadcast, as in hub mode."""
-        if handle not in self._issued:
+        if not handle.is_one_of(self._issued):
             self._on_unsolicited(reply)
 
     def _on_unsolicited(self, reply: Reply) -> None:

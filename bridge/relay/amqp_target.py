@@ -6,7 +6,9 @@ which already tracks commands with :class:`~bridge.core.CommandHandle` and deliv
 returned at once (publishing happens in a task, and even a refused command fails
 later, never inside ``send_command``), the handle's ``commander`` is the caller's
 commander as with every target, and listeners of one sender hear only the traffic
-that does not answer our own commands. Failures the commander detects locally (no
+that does not answer our own commands, and ``add_command_reply_listener`` the replies
+to the commands sent through it (with their handles, so that each sender can skip its
+own). Failures the commander detects locally (no
 such actor, broker gone, time limit) arrive as ``f`` replies like any other.
 """
 
@@ -26,6 +28,9 @@ log = logging.getLogger(__name__)
 #: Seconds after a command ended during which its late replies are still known as ours.
 LATE_REPLY_GRACE = 10.0
 
+#: ``listener(reply, handle)`` for a reply to a command sent through the target.
+CommandReplyListener = Callable[[Reply, CommandHandle], Any]
+
 
 class AmqpTarget:
     """Send commands to AMQP actors; hear the traffic of the actors we front.
@@ -39,7 +44,8 @@ class AmqpTarget:
         self.commander = commander
         self._ours: set[str] = set()
         self._listeners: list[tuple[str | None, Callable[[Reply], Any]]] = []
-        self._handles: set[CommandHandle] = set()
+        self._command_listeners: list[tuple[str | None, CommandReplyListener]] = []
+        self._handles: dict[str, CommandHandle] = {}  # in flight, by command id
         commander.add_reply_listener(self._on_any_reply)
 
     @property
@@ -70,10 +76,10 @@ class AmqpTarget:
             loop.call_soon(handle.fail, f"Could not send the command to {actor!r}: {exc}")
             return handle
         self._ours.add(command_id)  # before any reply can arrive: it must not look foreign
-        self._handles.add(handle)
+        self._handles[command_id] = handle
 
         def ended(_handle: CommandHandle) -> None:
-            self._handles.discard(handle)
+            self._handles.pop(command_id, None)
             # Keep recognising late replies of a command that ended locally for a while.
             loop.call_later(LATE_REPLY_GRACE, self._ours.discard, command_id)
 
@@ -87,9 +93,25 @@ class AmqpTarget:
         self._listeners.append((sender, listener))
         self.commander.listen_to(sender)
 
+    def add_command_reply_listener(self, listener: CommandReplyListener,
+                                   sender: str | None = None) -> None:
+        """``listener(reply, handle)`` for every reply of ``sender`` (any if None) to a
+        command sent through this target while it runs (after the command's own
+        callback). Whoever sent the command knows its handle and can skip its own."""
+        self._command_listeners.append((sender, listener))
+        self.commander.listen_to(sender)
+
     def _on_any_reply(self, reply: Reply) -> None:
         command_id = reply.command_id
         if command_id is not None and command_id in self._ours:
+            handle = self._handles.get(str(command_id))
+            if handle is not None:
+                for sender, command_listener in list(self._command_listeners):
+                    if sender is None or sender == reply.sender:
+                        try:
+                            command_listener(reply, handle)
+                        except Exception:
+                            log.exception("AMQP command reply listener failed")
             if reply.is_terminal:
                 self._ours.discard(str(command_id))
             return

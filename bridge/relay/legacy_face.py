@@ -1,18 +1,20 @@
 """Serve an AMQP actor as a legacy TCP actor: Tron and legacy clients command it unchanged.
 
-The face is a :class:`~bridge.legacy.server.LegacyServer` on its own port whose
-commands go to the AMQP actor of the same name through an :class:`AmqpTarget`. The
-AMQP commander id keeps the legacy commander (``APO.john`` -> ``APO.john.camera``);
-clu's JSON replies come back as canonical keyword lines to the issuing connection,
-and the AMQP actor's other traffic (broadcasts, replies to other commanders) becomes
-cid-0 lines for every connected legacy client. With a Tron connection, the face asks
-the hub to connect to it (``hub startNubs <name>``), now and after every reconnect.
+The face is a :class:`~bridge.legacy.server.LegacyServer` on its own port whose commands
+go to the AMQP actor of the same name through an :class:`AmqpTarget`. The AMQP commander
+id keeps the legacy commander (``APO.john`` -> ``APO.john.camera``); clu's JSON replies
+come back as canonical keyword lines to the issuing connection, and the AMQP actor's
+other traffic (broadcasts, replies to other commanders, also to those of the bridge's
+hub port) becomes cid-0 lines for every connected legacy client. With a Tron connection,
+the face asks the hub to connect to it (``hub startNubs <name>``), now and after every
+reconnect.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import weakref
 from typing import Any
 
 from ..core import CommandHandle, Reply
@@ -55,7 +57,10 @@ class LegacyFace:
         self.server = LegacyServer(self, name=name, host=host, port=port, version=version,
                                    mid_first=mid_first)
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0}
+        #: Handles of the commands this face sent (their replies go to their connections).
+        self._issued: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
         target.add_reply_listener(self._on_actor_traffic, sender=name)
+        target.add_command_reply_listener(self._on_command_reply, sender=name)
 
     @property
     def port(self) -> int:
@@ -93,8 +98,16 @@ class LegacyFace:
             if not command.finished:  # e.g. failed by the server meanwhile
                 command.reply(reply.code, reply.keywords)
 
-        return self.target.send_command(self.name, command.text, commander=commander,
-                                        callback=relay, time_limit=self.time_limit)
+        handle = self.target.send_command(self.name, command.text, commander=commander,
+                                          callback=relay, time_limit=self.time_limit)
+        self._issued.add(handle)
+        return handle
+
+    def _on_command_reply(self, reply: Reply, handle: CommandHandle) -> None:
+        """A reply to a command someone else sent through the target (the hub port): shown
+        to this face's clients like the actor's other traffic."""
+        if not handle.is_one_of(self._issued):
+            self._on_actor_traffic(reply)
 
     def _on_actor_traffic(self, reply: Reply) -> None:
         if reply.internal and not self.mirror_internal:

@@ -65,3 +65,46 @@ async def test_replies_to_one_side_are_seen_on_the_other(amqp_url, clu_shutter):
             assert all(m.headers["commander_id"] is None for m in broadcasts)
         finally:
             await watcher.close()
+
+
+@aio_test
+async def test_an_amqp_actors_replies_to_the_hub_port_reach_its_legacy_face(
+        amqp_url, start_clu_camera):
+    """The same for an AMQP actor served on a legacy face: a hub-port commander's command
+    and a face client's command go through the same AMQP target; each side sees the
+    other's replies (cid 0 lines on the face, ``.camera 0`` lines on the hub port), once."""
+    from tests.relay.test_legacy_face import LegacyClient
+
+    start_clu_camera(amqp_url)
+    hub_port, face_port = free_port(), free_port()
+    config = parse_config({"name": "crossbridge2", "hub": {"port": hub_port}, "actors": {
+        "camera": {"lives": "amqp", "legacy_port": face_port}}})
+    async with Bridge(config, amqp_url) as bridge:
+        await until(lambda: "camera" in bridge.hub_server.actor_names(), "the camera route")
+        watcher = await RawCommander.connect(hub_port, "cross.watcher")
+        client = await LegacyClient.connect(face_port)
+        try:
+            await client.line_matching(lambda l: "yourUserID=" in l)  # the face's greeting
+            await watcher.quiet()
+            # The hub commander's command: the face's client sees its replies as cid 0.
+            lines = await watcher.call("camera", "ping")
+            assert [header(l)[3] for l in lines] == [">", ":"]
+            seen = await client.line_matching(lambda l: l.startswith("0 0 :"))
+            assert seen == "0 0 : text=Pong.\n"
+            # The face client's command: hub commanders see its replies as .camera 0 lines.
+            replies = await client.command("APO.john 7 ping", 7)
+            assert [r.code for r in replies] == [">", ":"]
+            mirrored = await watcher.read_until(lambda l: header(l)[:4] == (
+                ".camera", "0", "camera", ":"))
+            assert mirrored[-1] == ".camera 0 camera : text=Pong."
+            # Nobody gets its own replies a second time.
+            extra = await watcher.quiet()
+            assert [l for l in extra if header(l)[0] == ".camera"] == []
+            await asyncio.sleep(0.3)
+            client.writer.write(b"8 ping\n")
+            rest = await client.command("9 ping", 9)
+            assert rest[-1].code == ":"
+            assert not [l for l in client.lines if l.startswith("0 0 : text=Pong.")][1:]
+        finally:
+            client.close()
+            await watcher.close()
