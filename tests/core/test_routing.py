@@ -18,6 +18,7 @@ class EchoTarget:
         self.started = self.stopped = False
         self.in_flight = 0
         self.sent = []
+        self.handles = []
 
     async def start(self):
         self.started = True
@@ -27,6 +28,7 @@ class EchoTarget:
 
     def send_command(self, actor, text, *, commander=None, callback=None, time_limit=None):
         handle = CommandHandle(actor, text, commander=commander, callback=callback)
+        self.handles.append(handle)
         self.sent.append(text)
         self.in_flight += 1
 
@@ -110,6 +112,12 @@ async def test_prefer_amqp_switches_both_ways_and_falls_back_on_unroutable():
     assert handle.succeeded and handle.keywords["side"] == "legacy"
     assert [r.code for r in handle.replies] == ["i", ":"]
     assert switches == ["amqp", "legacy"]
+    # The inner commands on both sides name the handle they were sent for, so whoever
+    # sent it recognises their replies as its own (and others' as others').
+    for inner in (amqp.handles[-1], legacy.handles[-1]):
+        assert inner.on_behalf_of is handle
+        assert inner.is_one_of({handle}) and not inner.is_one_of({legacy.handles[0]})
+    assert legacy.handles[0].on_behalf_of is None  # the legacy side's own: not wrapped
     await target.stop()
 
 
