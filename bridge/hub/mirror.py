@@ -77,13 +77,7 @@ class TargetMirror:
                 if self.is_current(actor, target):
                     self.on_reply(actor, reply)
 
-            params = _parameters(add)
-            if "sender" in params:
-                add(heard, sender=actor)
-            elif "actor" in params:
-                add(heard, actor=actor)
-            else:
-                add(heard)
+            _subscribe(add, heard, actor)
         add_command = getattr(part, "add_command_reply_listener", None)
         if add_command is not None:
             # Replies to commands others sent through the part (an AMQP client, a local
@@ -92,10 +86,7 @@ class TargetMirror:
                 if self.is_current(actor, target) and not self.is_own(handle):
                     self.on_reply(actor, reply)
 
-            if "sender" in _parameters(add_command):
-                add_command(heard_command, sender=actor)
-            else:
-                add_command(heard_command)
+            _subscribe(add_command, heard_command, actor)
         add_state = getattr(part, "add_state_listener", None)
         if add_state is not None:
             def changed(state: str) -> None:
@@ -103,6 +94,17 @@ class TargetMirror:
                     self.on_state(actor, part, state)
 
             add_state(changed)
+
+
+def _subscribe(add: Callable[..., Any], listener: Callable[..., Any], actor: str) -> None:
+    """``add(listener)``, narrowed to ``actor`` where ``add`` takes a ``sender`` or ``actor``."""
+    params = _parameters(add)
+    if "sender" in params:
+        add(listener, sender=actor)
+    elif "actor" in params:
+        add(listener, actor=actor)
+    else:
+        add(listener)
 
 
 def _parameters(fn: Callable[..., Any]) -> set[str]:
