@@ -4,14 +4,20 @@ Both the legacy (Twisted TCP) side and the AMQP side build on these, so that
 "a command has exactly one terminal reply" is implemented once.
 """
 
-from .commands import CommandHandle, CommandStatus, CommandTable, ReplyCallback
+from .commands import (
+    CommandHandle,
+    CommandStatus,
+    CommandTable,
+    IssuedCommands,
+    ReplyCallback,
+)
 from .ids import MAX_MID, MidAllocator
 from .keycache import CachedKeyword, KeywordCache, KeywordCallback
 from .replies import Reply, error_keywords, failure
 from .routing import CommandTarget, PreferAmqpTarget, Route, Router, RoutingTable, no_target
 
 __all__ = [
-    "CommandHandle", "CommandStatus", "CommandTable", "ReplyCallback",
+    "CommandHandle", "CommandStatus", "CommandTable", "IssuedCommands", "ReplyCallback",
     "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
     "CachedKeyword", "KeywordCache", "KeywordCallback",
     "CommandTarget", "PreferAmqpTarget", "Route", "Router", "RoutingTable", "no_target",

@@ -6,6 +6,7 @@ import asyncio
 import enum
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Container, Generator, Hashable, Iterator
 from typing import Any, Generic, TypeVar
 
@@ -156,6 +157,23 @@ class CommandHandle:
                 asyncio.ensure_future(result)
         except Exception:  # a user callback must not break reply delivery
             log.exception("reply callback of %r failed", self)
+
+
+class IssuedCommands:
+    """The commands one sender issued, held weakly: tells a reply to one of them (or to a
+    command carried out for one of them, :attr:`CommandHandle.on_behalf_of`) from a reply
+    to somebody else's command through the same target."""
+
+    def __init__(self) -> None:
+        self._handles: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
+
+    def add(self, handle: CommandHandle) -> CommandHandle:
+        """Remember ``handle``; return it."""
+        self._handles.add(handle)
+        return handle
+
+    def __contains__(self, handle: object) -> bool:
+        return isinstance(handle, CommandHandle) and handle.is_one_of(self._handles)
 
 
 class CommandTable(Generic[K]):

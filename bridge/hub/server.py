@@ -17,7 +17,6 @@ import itertools
 import logging
 import re
 import time
-import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,7 +24,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.python.failure import Failure
 
 from .. import __version__
-from ..core import CommandHandle, KeywordCache, Reply, Router, no_target
+from ..core import CommandHandle, IssuedCommands, KeywordCache, Reply, Router, no_target
 from ..legacy.framing import DEFAULT_MAX_LINE_LENGTH, LineProtocol
 from ..protocol import TERMINAL_CODES, Keyword, ProtocolError, parse_hub_command
 from ..runtime import as_future
@@ -265,9 +264,9 @@ class HubServer:
         self.stop_reason = f"{name} is stopping."
         self.verbs = HubVerbs(self)
         #: Handles of the commands this hub sent (their replies are not mirrored again).
-        self._issued: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
+        self._issued = IssuedCommands()
         self.mirror = TargetMirror(router, self._unsolicited, self._target_state,
-                                   is_own=lambda handle: handle.is_one_of(self._issued))
+                                   is_own=self._issued.__contains__)
         self._connections: dict[HubConnection, None] = {}
         self._listeners: list[Any] = []
         self._nub_ids = itertools.count(1)

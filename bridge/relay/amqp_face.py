@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection
 from ..amqp.endpoint import DEFAULT_RECONNECT_WAIT, ActorEndpoint, IncomingCommand
-from ..core import Reply
+from ..core import CommandHandle, IssuedCommands, Reply
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ class AmqpFace:
                                       publish_timeout=publish_timeout, reconnect_wait=reply_hold)
         self._broadcasts: asyncio.Queue[Reply] = asyncio.Queue(maxsize=10_000)
         #: Handles of the commands this face sent (their replies go to their commanders).
-        self._issued: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._issued = IssuedCommands()
         self._broadcaster: asyncio.Task[None] | None = None
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0, "dropped": 0}
 
@@ -178,9 +177,9 @@ class AmqpFace:
         finally:
             publisher.close()
 
-    def _on_command_reply(self, reply: Reply, handle: Any) -> None:
+    def _on_command_reply(self, reply: Reply, handle: CommandHandle) -> None:
         """A reply to a command someone else sent the actor: a broadcast, as in hub mode."""
-        if not handle.is_one_of(self._issued):
+        if handle not in self._issued:
             self._on_unsolicited(reply)
 
     def _on_unsolicited(self, reply: Reply) -> None:

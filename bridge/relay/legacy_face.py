@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
-import weakref
 from typing import Any
 
-from ..core import CommandHandle, Reply
+from ..core import CommandHandle, IssuedCommands, Reply
 from ..legacy.server import IncomingLegacyCommand, LegacyServer
 from .amqp_target import AmqpTarget
 
@@ -58,7 +57,7 @@ class LegacyFace:
                                    mid_first=mid_first)
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0}
         #: Handles of the commands this face sent (their replies go to their connections).
-        self._issued: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
+        self._issued = IssuedCommands()
         target.add_reply_listener(self._on_actor_traffic, sender=name)
         target.add_command_reply_listener(self._on_command_reply, sender=name)
 
@@ -98,15 +97,14 @@ class LegacyFace:
             if not command.finished:  # e.g. failed by the server meanwhile
                 command.reply(reply.code, reply.keywords)
 
-        handle = self.target.send_command(self.name, command.text, commander=commander,
-                                          callback=relay, time_limit=self.time_limit)
-        self._issued.add(handle)
-        return handle
+        return self._issued.add(self.target.send_command(
+            self.name, command.text, commander=commander, callback=relay,
+            time_limit=self.time_limit))
 
     def _on_command_reply(self, reply: Reply, handle: CommandHandle) -> None:
         """A reply to a command someone else sent through the target (the hub port): shown
         to this face's clients like the actor's other traffic."""
-        if not handle.is_one_of(self._issued):
+        if handle not in self._issued:
             self._on_actor_traffic(reply)
 
     def _on_actor_traffic(self, reply: Reply) -> None:

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from bridge.core import CommandHandle, Reply
+from bridge.core import CommandHandle, IssuedCommands, Reply
 from bridge.core.routing import PreferAmqpTarget, Route, Router, RoutingTable, no_target
 from bridge.protocol import Keyword
 from tests.support.aio import aio_test
@@ -118,6 +118,10 @@ async def test_prefer_amqp_switches_both_ways_and_falls_back_on_unroutable():
         assert inner.on_behalf_of is handle
         assert inner.is_one_of({handle}) and not inner.is_one_of({legacy.handles[0]})
     assert legacy.handles[0].on_behalf_of is None  # the legacy side's own: not wrapped
+    issued = IssuedCommands()
+    assert issued.add(handle) is handle
+    assert amqp.handles[-1] in issued and legacy.handles[-1] in issued
+    assert legacy.handles[0] not in issued and "not a handle" not in issued
     await target.stop()
 
 
