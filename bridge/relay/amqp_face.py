@@ -77,13 +77,11 @@ class _ReplyPublisher:
             self._start(reply)
 
     def close(self) -> None:
-        """Stop: replies not yet published are dropped (after a failure or a cancel)."""
+        """Stop: replies not yet published are dropped (after a failure or a cancel).
+        Publishes still running retrieve their own outcome (:meth:`_published`)."""
         self._waiting.clear()
         if not self.finished.done():
             self.finished.cancel()
-        for task in self._publishing:
-            task.add_done_callback(_consume_outcome)
-        self._publishing.clear()
 
     def _start(self, reply: Reply) -> None:
         task = asyncio.ensure_future(self.command.reply(amqp_code(reply.code), reply.json))
