@@ -36,6 +36,12 @@ from ._common import announce_ready, wait_for_stop_signal
 WINDOW = 64
 
 
+async def _within_window(pending: deque[asyncio.Future[Any]]) -> None:
+    """Wait for the oldest publishes until at most WINDOW are unconfirmed; drop done ones."""
+    while len(pending) > WINDOW or (pending and pending[0].done()):
+        await pending.popleft()
+
+
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--url", required=True)
@@ -65,20 +71,24 @@ async def main(argv: list[str] | None = None) -> int:
     await sink.bind(exchange, routing_key=f"sink.{name}")
     sinks = {"publish_only": exchange, "publish_only_unconfirmed": blast_exchange}
 
+    def reply_message(code: str, body: dict[str, Any], commander_id: str,
+                      command_id: str) -> Any:
+        """A reply as clu's actor publishes it."""
+        return aio_pika.Message(
+            json.dumps(body).encode(), content_type="text/json", correlation_id=command_id,
+            timestamp=datetime.now(timezone.utc),
+            headers={"message_code": code, "commander_id": commander_id,
+                     "command_id": command_id, "sender": name, "internal": code == ">"})
+
     async def publish_only(via: Any, n: int) -> float:
         """Messages per second of ``n`` publishes into the sink (at most WINDOW pending)."""
         loop = asyncio.get_running_loop()
         pending: deque[asyncio.Future[Any]] = deque()
         started = loop.time()
         for index in range(n):
-            message = aio_pika.Message(
-                json.dumps({"spam_index": index}).encode(), content_type="text/json",
-                correlation_id="sink", timestamp=datetime.now(timezone.utc),
-                headers={"message_code": "i", "commander_id": "sink", "command_id": "sink",
-                         "sender": name, "internal": False})
+            message = reply_message("i", {"spam_index": index}, "sink", "sink")
             pending.append(asyncio.ensure_future(via.publish(message, f"sink.{name}")))
-            while len(pending) > WINDOW or (pending and pending[0].done()):
-                await pending.popleft()
+            await _within_window(pending)
         while pending:
             await pending.popleft()
         rate = n / (loop.time() - started)
@@ -94,12 +104,7 @@ async def main(argv: list[str] | None = None) -> int:
         via = blast_exchange if verb == "blast" else exchange
 
         def reply(code: str, body: dict[str, Any]) -> None:
-            message = aio_pika.Message(
-                json.dumps(body).encode(), content_type="text/json",
-                correlation_id=correlation_id, timestamp=datetime.now(timezone.utc),
-                headers={"message_code": code, "commander_id": commander_id,
-                         "command_id": correlation_id, "sender": name,
-                         "internal": code == ">"})
+            message = reply_message(code, body, commander_id, correlation_id)
             pending.append(asyncio.ensure_future(via.publish(message, key)))
 
         reply(">", {})
@@ -109,8 +114,7 @@ async def main(argv: list[str] | None = None) -> int:
             n = int(rest)
             for index in range(n):
                 reply("i", {"spam_index": index})
-                while len(pending) > WINDOW or (pending and pending[0].done()):
-                    await pending.popleft()
+                await _within_window(pending)
             reply(":", {"spam_count": n})
         elif verb == "blast" and rest.strip().isdigit():
             n = int(rest)
