@@ -97,9 +97,10 @@ class AmqpTarget:
                                    sender: str | None = None) -> None:
         """``listener(reply, handle)`` for every reply of ``sender`` (any if None) to a
         command sent through this target while it runs (after the command's own
-        callback). Whoever sent the command knows its handle and can skip its own."""
+        callback). Whoever sent the command knows its handle and can skip its own. No
+        binding is added: the commander already hears the replies of every command it
+        sends."""
         self._command_listeners.append((sender, listener))
-        self.commander.listen_to(sender)
 
     def _on_any_reply(self, reply: Reply) -> None:
         command_id = reply.command_id
