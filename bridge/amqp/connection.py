@@ -133,7 +133,7 @@ class AmqpChannel:
             try:
                 async with asyncio.timeout(timeout):
                     await self.channel.ready()
-                    await self.exchange.publish(message, routing_key, mandatory=mandatory)
+                    await self._publish_once(message, routing_key, mandatory)
                 return
             except aio_pika.exceptions.PublishError as exc:
                 raise Unroutable(f"no queue bound for routing key {routing_key!r}") from exc
@@ -149,6 +149,22 @@ class AmqpChannel:
                     raise AmqpUnavailable(f"publishing to {routing_key!r} failed: {exc!r}") from exc
                 log.debug("publish to %r failed (%r); retrying after reconnect", routing_key, exc)
                 await asyncio.sleep(0.05)
+
+    async def _publish_once(self, message: aio_pika.Message, routing_key: str,
+                            mandatory: bool) -> None:
+        """``Exchange.publish`` without waiting for aiormq's writer to send the frames.
+
+        aio-pika's publish holds the channel lock until the writer task has written the
+        message: a loop turn or two per message, during which every other publish on
+        the channel waits (a busy bridge then queued hundreds of replies behind that lock
+        for seconds). With ``wait=False`` the lock covers only queueing the frames, in
+        order, on the connection's (bounded) write queue; the broker's confirm is awaited
+        as before.
+        """
+        channel = await self.channel.get_underlay_channel()
+        await channel.basic_publish(
+            message.body, exchange=self.exchange.name, routing_key=routing_key,
+            properties=message.properties, mandatory=mandatory, wait=False)
 
     async def declare_exclusive_queue(
         self,

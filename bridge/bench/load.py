@@ -328,7 +328,10 @@ def log_problems(text: str) -> list[str]:
     """Lines of the bridge's log that show an error or an exception."""
     bad = [l for l in text.splitlines()
            if "Traceback" in l or " ERROR " in l or " CRITICAL " in l]
-    return [f"bridge log: {l.strip()[:200]}" for l in bad[:5]]
+    shown = [f"bridge log: {l.strip()[:400]}" for l in bad[:5]]
+    if len(bad) > len(shown):
+        shown.append(f"bridge log: {len(bad) - len(shown)} more such lines")
+    return shown
 
 
 # -- clients ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from bridge.bench.load import LoadSettings, format_load, run_load
+from bridge.bench.load import LoadSettings, format_load, log_problems, run_load
 from tests.faults.helpers import record_figure
 
 
@@ -38,3 +38,21 @@ def test_ten_thousand_commands_from_120_clients(amqp_url, tmp_path):
                   baseline_mb=round(rss["baseline"] / 1024, 1),
                   warmup_peak_mb=round(rss["warmup_hwm"] / 1024, 1),
                   after_mb=round(rss["after"] / 1024, 1))
+
+
+def test_log_problems_show_whole_error_lines_and_count_the_rest():
+    """A failed load run must say what went wrong: the whole error (a CI failure once cut
+    it before the reason) and how many more such lines there were."""
+    reason = "could not publish to 'reply.x': the AMQP broker did not confirm within 10.0 s"
+    lines = [f"2026-12-03 16:00:29,{i:03d} ERROR   bridge.amqp.endpoint: lshutter: could not "
+             f"deliver a reply of <IncomingCommand lshutter 'spam 2' id=3657ef63-c499-4396-"
+             f"9160-b577cdc00bdc from=load_a{i}.lshutter final=:>: {reason}" for i in range(7)]
+    text = "\n".join(["2026-12-03 16:00:28,000 INFO    bridge.serve: ready", *lines,
+                      "2026-12-03 16:00:30,000 WARNING bridge.x: only a warning"])
+    problems = log_problems(text)
+    assert len(problems) == 6
+    assert all(p.startswith("bridge log: ") and p.endswith(reason) for p in problems[:5])
+    assert problems[5] == "bridge log: 2 more such lines"
+    assert log_problems("2026-12-03 INFO fine\nTraceback (most recent call last):") == [
+        "bridge log: Traceback (most recent call last):"]
+    assert log_problems("all fine\n") == []
