@@ -6,7 +6,8 @@ commands as a clu actor would on the wire (same exchange, queue, headers, JSON
 bodies): ``ping`` -> ``>`` then ``: {"text": "Pong."}``; ``spam N`` -> N
 ``i {"spam_index": k}`` then ``: {"spam_count": N}``; anything else ``f``. Replies
 are published as the bridge's AMQP face publishes them (publisher confirms, in order,
-up to 64 unconfirmed), with no validation, logging or translation at all: what one
+up to 64 unconfirmed, each queued for aiormq's writer without waiting for it to be
+sent: ``basic_publish(wait=False)``), with no validation, logging or translation at all: what one
 aio-pika process can publish on this machine is the floor of any relay built on
 aio-pika, the bridge included.
 
@@ -42,6 +43,18 @@ async def _within_window(pending: deque[asyncio.Future[Any]]) -> None:
         await pending.popleft()
 
 
+def _publisher(exchange: Any) -> Any:
+    """``publish(message, key)`` on ``exchange`` as the bridge's ``AmqpChannel`` does it:
+    aiormq's ``basic_publish(wait=False)`` (the channel lock covers only queueing the
+    frames; with confirms, the confirm is awaited after it)."""
+    async def publish(message: Any, key: str) -> Any:
+        channel = await exchange.channel.get_underlay_channel()
+        return await channel.basic_publish(message.body, exchange=exchange.name,
+                                           routing_key=key, properties=message.properties,
+                                           wait=False)
+    return publish
+
+
 async def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--url", required=True)
@@ -69,7 +82,8 @@ async def main(argv: list[str] | None = None) -> int:
     await queue.bind(exchange, routing_key=f"command.{name}.#")
     sink = await channel.declare_queue(f"{name}_sink", exclusive=True)
     await sink.bind(exchange, routing_key=f"sink.{name}")
-    sinks = {"publish_only": exchange, "publish_only_unconfirmed": blast_exchange}
+    confirmed, unconfirmed_publish = _publisher(exchange), _publisher(blast_exchange)
+    sinks = {"publish_only": confirmed, "publish_only_unconfirmed": unconfirmed_publish}
 
     def reply_message(code: str, body: dict[str, Any], commander_id: str,
                       command_id: str) -> Any:
@@ -80,14 +94,14 @@ async def main(argv: list[str] | None = None) -> int:
             headers={"message_code": code, "commander_id": commander_id,
                      "command_id": command_id, "sender": name, "internal": code == ">"})
 
-    async def publish_only(via: Any, n: int) -> float:
+    async def publish_only(publish: Any, n: int) -> float:
         """Messages per second of ``n`` publishes into the sink (at most WINDOW pending)."""
         loop = asyncio.get_running_loop()
         pending: deque[asyncio.Future[Any]] = deque()
         started = loop.time()
         for index in range(n):
             message = reply_message("i", {"spam_index": index}, "sink", "sink")
-            pending.append(asyncio.ensure_future(via.publish(message, f"sink.{name}")))
+            pending.append(asyncio.ensure_future(publish(message, f"sink.{name}")))
             await _within_window(pending)
         while pending:
             await pending.popleft()
@@ -101,11 +115,11 @@ async def main(argv: list[str] | None = None) -> int:
         pending: deque[asyncio.Future[Any]] = deque()
 
         verb, _, rest = text.strip().partition(" ")
-        via = blast_exchange if verb == "blast" else exchange
+        publish = unconfirmed_publish if verb == "blast" else confirmed
 
         def reply(code: str, body: dict[str, Any]) -> None:
             message = reply_message(code, body, commander_id, correlation_id)
-            pending.append(asyncio.ensure_future(via.publish(message, key)))
+            pending.append(asyncio.ensure_future(publish(message, key)))
 
         reply(">", {})
         if verb == "ping":
