@@ -170,7 +170,32 @@ class Bridge:
         async with self._lock:
             diff = await self._apply(config)
             self.config = config
+            self._apply_timeouts()
             return diff
+
+    def _apply_timeouts(self) -> None:
+        """Give every running part the ``[timeouts]`` of the current configuration.
+
+        Faces and the commander read these values for each command or publish, so a
+        reload changes them in place (no face restarts, no client dropped); ``connect``
+        is used at start only. An actor's own ``time_limit`` wins over ``command``.
+        """
+        cfg = self.config
+        if self.commander is not None:
+            self.commander.publish_timeout = cfg.publish_timeout
+        endpoints = [self.control.endpoint] if self.control is not None else []
+        for rt in self.actors.values():
+            limit = rt.config.time_limit or cfg.command_time_limit
+            if rt.amqp_face is not None:
+                rt.amqp_face.time_limit = limit
+                endpoints.append(rt.amqp_face.endpoint)
+            if rt.legacy_face is not None:
+                rt.legacy_face.time_limit = limit
+        for endpoint in endpoints:
+            endpoint.publish_timeout = cfg.publish_timeout
+            endpoint.reconnect_wait = cfg.reply_hold
+        if self.hub_server is not None:
+            self.hub_server.time_limit = cfg.command_time_limit
 
     # -- building actors ---------------------------------------------------------------
     async def _apply(self, config: BridgeConfig, first: bool = False) -> dict[str, list[str]]:

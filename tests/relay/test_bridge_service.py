@@ -119,3 +119,38 @@ async def test_mirror_scenario_legacy_camera_drives_amqp_shutter(amqp_url, tmp_p
             assert via_amqp.replies[-1].message["shutter_moves"] == 4
     finally:
         shutter.stop()
+
+
+@aio_test
+async def test_reload_gives_running_parts_the_new_timeouts(amqp_url, clu_shutter):
+    """`[timeouts]` changed in the file reach faces, commander, control actor and hub port
+    on reload, in place: no face is restarted (its clients stay connected)."""
+    def config(timeouts):
+        return parse_config({"name": "bridgeT", "hub": {"port": hub_port}, "timeouts": timeouts,
+                             "actors": {
+                                 "shutter": {"lives": "legacy", "port": clu_shutter.port},
+                                 "lamp": {"lives": "legacy", "port": clu_shutter.port,
+                                          "time_limit": 9},
+                                 "camera": {"lives": "amqp", "legacy_port": camera_port}}})
+    hub_port, camera_port = free_port(), free_port()
+    async with Bridge(config({"command": 30, "publish": 4, "reply_hold": 7}), amqp_url) as bridge:
+        shutter, lamp, camera = (bridge.actors[n] for n in ("shutter", "lamp", "camera"))
+        faces = (shutter.amqp_face, lamp.amqp_face, camera.legacy_face)
+        assert None not in faces and bridge.hub_server is not None
+        assert bridge.control is not None and bridge.commander is not None
+        diff = await bridge.reload(config({"command": 2, "publish": 5, "reply_hold": 8}))
+        assert diff == {"added": [], "changed": [], "removed": []}
+        assert (shutter.amqp_face, lamp.amqp_face, camera.legacy_face) == faces  # not restarted
+        assert shutter.amqp_face.time_limit == 2 and camera.legacy_face.time_limit == 2
+        assert lamp.amqp_face.time_limit == 9  # the actor's own limit wins
+        assert bridge.hub_server.time_limit == 2
+        assert bridge.commander.publish_timeout == 5
+        for endpoint in (shutter.amqp_face.endpoint, lamp.amqp_face.endpoint,
+                         bridge.control.endpoint):
+            assert (endpoint.publish_timeout, endpoint.reconnect_wait) == (5, 8)
+        # A reload without [timeouts] returns to the defaults (no command limit).
+        await bridge.reload(config({}))
+        assert shutter.amqp_face.time_limit is None and bridge.hub_server.time_limit is None
+        assert bridge.commander.publish_timeout == 10
+        assert (bridge.control.endpoint.publish_timeout,
+                bridge.control.endpoint.reconnect_wait) == (10, 60)
