@@ -25,7 +25,7 @@ from twisted.python.failure import Failure
 
 from .. import __version__
 from ..core import CommandHandle, IssuedCommands, KeywordCache, Reply, Router, no_target
-from ..legacy.framing import DEFAULT_MAX_LINE_LENGTH, LineProtocol
+from ..legacy.framing import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_UNSENT, LineProtocol
 from ..protocol import TERMINAL_CODES, Keyword, ProtocolError, parse_hub_command
 from ..runtime import as_future
 from .auth import AuthConfig, ClientInfo, Login, commander_name
@@ -150,6 +150,7 @@ class HubConnection(LineProtocol):
         self.server = server
         self.login = login
         self.max_line_length = server.max_line_length
+        self.max_unsent = server.max_unsent
         self.eol = (login.config.reply_eol if login else "\n").encode()
         self.name = ""  # the nub name tron would give it: client.vN / TUI_N / PROGRAM.user
         self.commander = ".unnamed" if login else ""  # authenticated port: echoed commander
@@ -247,7 +248,8 @@ class HubServer:
                  init_commands: Iterable[str] = DEFAULT_INIT_COMMANDS,
                  nub_timeout: float = 3.0, time_limit: float | None = None,
                  diagnostics: bool = True,
-                 max_line_length: int = DEFAULT_MAX_LINE_LENGTH) -> None:
+                 max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+                 max_unsent: int | None = DEFAULT_MAX_UNSENT) -> None:
         self.router = router
         self.cache = cache if cache is not None else KeywordCache()
         self.host = host
@@ -261,6 +263,7 @@ class HubServer:
         self.time_limit = time_limit
         self.diagnostics = diagnostics
         self.max_line_length = max_line_length
+        self.max_unsent = max_unsent
         self.stop_reason = f"{name} is stopping."
         self.verbs = HubVerbs(self)
         #: Handles of the commands this hub sent (their replies are not mirrored again).

@@ -6,7 +6,9 @@ reported once through :meth:`LineProtocol.line_too_long` (the connection stays
 up); bytes that are not UTF-8 are decoded with U+FFFD replacement characters and
 reported through :meth:`LineProtocol.bad_encoding`. Unlike Twisted's
 ``LineOnlyReceiver``, no line that follows an oversized one in the same TCP
-segment is lost.
+segment is lost. A server-side connection can bound what its peer leaves unread
+(:attr:`LineProtocol.max_unsent`): a client that stops reading is dropped instead of
+growing the process's memory without end.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +27,32 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_LINE_LENGTH = 64 * 1024
 #: Writes per event-loop turn sent at once; later ones of the turn go out together.
 SENT_AT_ONCE = 4
+#: Default bound of a server connection's unread output, in bytes.
+DEFAULT_MAX_UNSENT = 16 * 1024 * 1024
+
+
+@implementer(IPushProducer)
+class _UnsentGauge:
+    """Counts the bytes written while the transport's buffer is over its limit.
+
+    Twisted pauses a registered streaming producer when the transport buffers more than
+    its ``bufferSize`` (64 kB) and resumes it once everything is sent; what is written
+    in between is what the peer has not read yet (kernel buffers aside).
+    """
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.unsent = 0
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.unsent = 0
+
+    def stopProducing(self) -> None:
+        self.paused = False
 
 
 class LineProtocol(Protocol):
@@ -31,17 +61,25 @@ class LineProtocol(Protocol):
     max_line_length: int = DEFAULT_MAX_LINE_LENGTH
     #: Line terminator written by :meth:`send_line`.
     eol: bytes = b"\n"
+    #: Bytes the peer may leave unread before the connection is dropped (None: no bound).
+    max_unsent: int | None = None
 
     def __init__(self) -> None:
         self._buffer = b""
         self._discarding = False
         self._sent_this_turn = 0
+        self._gauge: _UnsentGauge | None = None
+        self._dropped = False
 
     # -- Twisted hooks -----------------------------------------------------------------
     def connectionMade(self) -> None:
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)  # replies are small: never wait for Nagle (tron's 40 ms stall)
+        register = getattr(self.transport, "registerProducer", None)
+        if self.max_unsent is not None and register is not None:
+            self._gauge = _UnsentGauge()
+            register(self._gauge, True)
         self.connection_made()
 
     def dataReceived(self, data: bytes) -> None:
@@ -82,6 +120,12 @@ class LineProtocol(Protocol):
         """Called once per discarded line (``size`` is at least the bytes seen)."""
         log.warning("%s: discarded a line of %d bytes (limit %d)", self, size, self.max_line_length)
 
+    def peer_not_reading(self, unsent: int) -> None:
+        """Called once, before the connection is aborted, when the peer has left more
+        than :attr:`max_unsent` bytes unread."""
+        log.warning("%s: dropped: the peer left more than %d bytes unread (limit %d)",
+                    self, unsent, self.max_unsent)
+
     def bad_encoding(self, line: str) -> None:
         """Called before :meth:`line_received` for a line that was not valid UTF-8."""
         log.warning("%s: line is not valid UTF-8, decoded with replacement characters", self)
@@ -111,7 +155,17 @@ class LineProtocol(Protocol):
         write must see the buffer empty and close the connection.
         """
         transport = self.transport
+        if self._dropped:
+            return
         transport.write(data)  # type: ignore[union-attr]
+        gauge = self._gauge
+        if gauge is not None and gauge.paused:
+            gauge.unsent += len(data)
+            if self.max_unsent is not None and gauge.unsent > self.max_unsent:
+                self._dropped = True
+                self._guard(self.peer_not_reading, gauge.unsent)
+                transport.abortConnection()  # type: ignore[union-attr]
+                return
         if self._sent_this_turn >= SENT_AT_ONCE or getattr(transport, "disconnecting", True) \
                 or not hasattr(transport, "doWrite"):
             return

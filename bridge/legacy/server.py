@@ -25,6 +25,8 @@ Wire behaviour (``cid mid code`` header order, or ``mid cid code`` with ``mid_fi
   with no command text (``APO.john 5``... with nothing after the mid) ->
   ``<cid> <mid> f error="..."``; bytes that are not UTF-8 -> ``<cid> <mid> f error="..."``
   (the command is *not* run: an instrument should not act on guessed characters).
+* A client that leaves more than ``max_unsent`` bytes (16 MiB) of output unread is
+  dropped, with a warning (tron buffers without end); clients that read lose nothing.
 * Every command handed to the handler gets exactly one terminal reply (``:``/``f``):
   if the handler raises, or its awaitable ends without a terminal reply, or the server
   stops while it runs, the server writes the ``f``. Replies after the terminal one are
@@ -55,7 +57,7 @@ from ..protocol import (
 )
 from ..core import CommandHandle
 from ..runtime import as_future
-from .framing import DEFAULT_MAX_LINE_LENGTH, LineProtocol
+from .framing import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_UNSENT, LineProtocol
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +168,7 @@ class LegacyConnection(LineProtocol):
         super().__init__()
         self.server = server
         self.max_line_length = server.max_line_length
+        self.max_unsent = server.max_unsent
         self.user_id = 0
         self.peer_host = ""
         self.connected = False
@@ -220,7 +223,8 @@ class LegacyServer(ServerFactory):
     def __init__(self, handler: CommandHandler | None = None, *, name: str = "actor",
                  host: str = LOOPBACK, port: int = 0, version: str | None = None,
                  mid_first: bool = False,
-                 max_line_length: int = DEFAULT_MAX_LINE_LENGTH) -> None:
+                 max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+                 max_unsent: int | None = DEFAULT_MAX_UNSENT) -> None:
         self.handler = handler
         self.name = name
         self.host = host
@@ -228,6 +232,7 @@ class LegacyServer(ServerFactory):
         self.version = version
         self.mid_first = mid_first
         self.max_line_length = max_line_length
+        self.max_unsent = max_unsent
         self.stop_reason = f"{name} is stopping."
         self._listening: Any = None
         self._stopping = False

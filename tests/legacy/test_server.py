@@ -426,3 +426,56 @@ async def test_a_line_written_while_the_connection_closes_is_sent_then_it_closes
         handler.release.set()
         await client.close()
         await server.stop()
+
+
+@aio_test
+async def test_a_client_that_stops_reading_is_dropped_and_the_others_get_everything(
+        caplog) -> None:
+    """Tron buffers without end for a commander that never reads; we bound it
+    (``max_unsent``, 16 MiB by default; 256 kB here): that client is dropped and logged,
+    the process's memory stays bounded, and clients that read lose nothing."""
+    server = await started(max_unsent=256 * 1024)
+    loop = asyncio.get_running_loop()
+    lazy = socket.socket()
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # little kept by the kernel
+    lazy.setblocking(False)
+    try:
+        await loop.sock_connect(lazy, ("127.0.0.1", server.port))
+        reader = await LineClient.connect(server.port)
+        await reader.read_greeting()
+        while server.num_users < 2:
+            await asyncio.sleep(0.01)
+        text = "x" * 1000
+        got: list[str] = []
+        sent = 0
+
+        async def read_all() -> None:
+            while True:
+                line = await reader.read_line()
+                if text in line:
+                    got.append(line)
+
+        reading = asyncio.ensure_future(read_all())
+        try:
+            # Lines of ~1 kB, 100 per turn, the reader keeps up; the kernel takes a few
+            # MB for the lazy client (send buffer) before anything stays in the process.
+            while server.num_users > 1:
+                assert sent < 32_000, "the client that does not read was not dropped"
+                for _ in range(100):
+                    server.broadcast("i", {"text": text})
+                sent += 100
+                await asyncio.sleep(0.01)
+            deadline = loop.time() + 10
+            while len(got) < sent:
+                assert loop.time() < deadline, f"the reader got {len(got)} of {sent} lines"
+                await asyncio.sleep(0.01)
+        finally:
+            reading.cancel()
+            await asyncio.gather(reading, return_exceptions=True)
+        assert len(got) == sent and all(line.startswith("0 0 i text=x") for line in got)
+        assert "the peer left more than" in caplog.text and "limit 262144" in caplog.text
+        await reader.send("7 echo still here")
+        assert code_of(await reader.read_line()) == ":"
+    finally:
+        lazy.close()
+        await server.stop()
