@@ -6,6 +6,7 @@ Both the legacy (Twisted TCP) side and the AMQP side build on these, so that
 
 from .commands import (
     CommandHandle,
+    CommandReplyListener,
     CommandStatus,
     CommandTable,
     IssuedCommands,
@@ -17,7 +18,8 @@ from .replies import Reply, error_keywords, failure
 from .routing import CommandTarget, PreferAmqpTarget, Route, Router, RoutingTable, no_target
 
 __all__ = [
-    "CommandHandle", "CommandStatus", "CommandTable", "IssuedCommands", "ReplyCallback",
+    "CommandHandle", "CommandReplyListener", "CommandStatus", "CommandTable", "IssuedCommands",
+    "ReplyCallback",
     "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
     "CachedKeyword", "KeywordCache", "KeywordCallback",
     "CommandTarget", "PreferAmqpTarget", "Route", "Router", "RoutingTable", "no_target",

@@ -159,6 +159,11 @@ class CommandHandle:
             log.exception("reply callback of %r failed", self)
 
 
+#: ``listener(reply, handle)`` for a reply to a command sent through a target (ActorLink,
+#: AmqpTarget): whoever sent the command knows its handle and can skip its own.
+CommandReplyListener = Callable[[Reply, CommandHandle], Any]
+
+
 class IssuedCommands:
     """The commands one sender issued, held weakly: tells a reply to one of them (or to a
     command carried out for one of them, :attr:`CommandHandle.on_behalf_of`) from a reply

@@ -20,7 +20,14 @@ from typing import Any, Literal
 from twisted.internet.protocol import ReconnectingClientFactory
 from twisted.python.failure import Failure
 
-from ..core import CommandHandle, CommandTable, MidAllocator, Reply, ReplyCallback
+from ..core import (
+    CommandHandle,
+    CommandReplyListener,
+    CommandTable,
+    MidAllocator,
+    Reply,
+    ReplyCallback,
+)
 from ..protocol import (
     ActorCommand,
     ProtocolError,
@@ -35,8 +42,6 @@ log = logging.getLogger(__name__)
 LinkState = Literal["disconnected", "connecting", "connected"]
 CommandHeader = Literal["commander", "mid", "cid-mid"]
 ReplyListener = Callable[[Reply], Any]
-#: ``listener(reply, handle)`` for a reply to a command sent through the link.
-CommandReplyListener = Callable[[Reply, CommandHandle], Any]
 
 #: How long to wait for the actor's first line before assuming it sends no greeting.
 GREETING_WAIT = 0.5

@@ -21,15 +21,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ..amqp.commander import AmqpCommander
-from ..core import CommandHandle, Reply, ReplyCallback
+from ..core import CommandHandle, CommandReplyListener, Reply, ReplyCallback
 
 log = logging.getLogger(__name__)
 
 #: Seconds after a command ended during which its late replies are still known as ours.
 LATE_REPLY_GRACE = 10.0
-
-#: ``listener(reply, handle)`` for a reply to a command sent through the target.
-CommandReplyListener = Callable[[Reply, CommandHandle], Any]
 
 
 class AmqpTarget:
