@@ -178,14 +178,16 @@ class Bridge:
 
         Faces and the commander read these values for each command or publish, so a
         reload changes them in place (no face restarts, no client dropped); ``connect``
-        is used at start only. An actor's own ``time_limit`` wins over ``command``.
+        is used at start only. An actor's own ``time_limit`` wins over ``command``. Faces
+        that the reload itself started were built while ``self.config`` was still the
+        old one: this gives them the new values too.
         """
         cfg = self.config
         if self.commander is not None:
             self.commander.publish_timeout = cfg.publish_timeout
         endpoints = [self.control.endpoint] if self.control is not None else []
         for rt in self.actors.values():
-            limit = rt.config.time_limit or cfg.command_time_limit
+            limit = self._time_limit(rt.config)
             if rt.amqp_face is not None:
                 rt.amqp_face.time_limit = limit
                 endpoints.append(rt.amqp_face.endpoint)
@@ -196,6 +198,10 @@ class Bridge:
             endpoint.reconnect_wait = cfg.reply_hold
         if self.hub_server is not None:
             self.hub_server.time_limit = cfg.command_time_limit
+
+    def _time_limit(self, actor: ActorConfig) -> float | None:
+        """An actor's command time limit: its own ``time_limit``, else ``[timeouts] command``."""
+        return actor.time_limit or self.config.command_time_limit
 
     # -- building actors ---------------------------------------------------------------
     async def _apply(self, config: BridgeConfig, first: bool = False) -> dict[str, list[str]]:
@@ -239,7 +245,7 @@ class Bridge:
         if cfg.lives != "amqp" and cfg.amqp:
             schema = rt.dictionary.json_schema() if rt.dictionary is not None else None
             face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),
-                            schema=schema, time_limit=cfg.time_limit or self.config.command_time_limit,
+                            schema=schema, time_limit=self._time_limit(cfg),
                             publish_timeout=self.config.publish_timeout,
                             reply_hold=self.config.reply_hold)
             try:
@@ -253,7 +259,7 @@ class Bridge:
             face = LegacyFace(cfg.name, self.amqp_target, port=cfg.legacy_port,
                               mid_first=cfg.mid_first,
                               tron=self.tron if cfg.register else None,
-                              time_limit=cfg.time_limit or self.config.command_time_limit)
+                              time_limit=self._time_limit(cfg))
             await face.start()
             rt.legacy_face = face
 
