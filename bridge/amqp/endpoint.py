@@ -18,7 +18,20 @@ Guarantees:
 * a second terminal reply for the same command is dropped with a warning;
 * a reply (above all a terminal one) that finds the broker connection down waits for
   aio-pika to reconnect, up to ``reconnect_wait`` seconds, instead of being lost: a
-  command that ends while the broker restarts is answered once it is back.
+  command that ends while the broker restarts is answered once it is back;
+* :meth:`ActorEndpoint.release` gives the actor's name up without losing a command:
+  the consumer is cancelled (basic.cancel: nothing more is delivered), every message
+  still queued is fetched and served, and the queue is deleted only when it is empty
+  (queue.delete with if_empty, repeated until the broker agrees), so a message routed
+  to it meanwhile is served too, never dropped. Then another actor (a clu actor of the
+  same name) can declare the queue, while the commands accepted before keep running
+  and their replies go out as usual.
+
+The commands queue is consumed on a channel of its own (the *intake* channel), apart
+from the channel replies are published on: releasing closes the intake channel (aio-pika
+then never re-declares the queue after a reconnect), and a refused ``if_empty`` delete,
+which makes the broker close the channel it was sent on, happens on a throw-away channel
+and disturbs no reply.
 """
 
 from __future__ import annotations
@@ -28,6 +41,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
 
 from bridge.amqp.connection import (
@@ -39,6 +54,7 @@ from bridge.amqp.connection import (
     QueueInUse,
 )
 from bridge.amqp.wire import incoming_command, reply_to_message
+from bridge.core.handover import Handover, HandoverEvent, HandoverState
 from bridge.protocol.clu_messages import (
     FAILED,
     CommandMessage,
@@ -56,6 +72,13 @@ log = logging.getLogger(__name__)
 #: How long a reply waits for a lost broker connection to come back (a broker restart
 #: takes tens of seconds; ``publish_timeout`` alone would lose the reply).
 DEFAULT_RECONNECT_WAIT = 60.0
+
+#: Pause between two attempts to delete a released queue that was not empty yet.
+RELEASE_RETRY_PAUSE = 0.01
+
+#: How long :meth:`ActorEndpoint.stop` lets a release try before it deletes the queue
+#: regardless (what is still queued then is lost with it, and logged).
+STOP_RELEASE_LIMIT = 5.0
 
 
 class ActorNameInUse(QueueInUse):
@@ -135,8 +158,11 @@ class ActorEndpoint:
     """Serve clu commands for actor ``name`` on ``connection``.
 
     ``await start()`` declares and consumes ``<name>_commands`` (raises
-    :class:`ActorNameInUse` if another connection owns it); ``await stop()`` fails
-    unfinished commands, cancels the consumer and deletes the queue.
+    :class:`ActorNameInUse` if another connection owns it); ``await release()`` stops
+    intake and gives the name up, losing no command, while accepted commands run on;
+    ``await stop()`` releases (if not done yet), fails unfinished commands and closes.
+    :attr:`handover` tells where the endpoint stands (serving, releasing, draining,
+    stopped).
     """
 
     def __init__(
@@ -154,15 +180,23 @@ class ActorEndpoint:
         self.publish_timeout = publish_timeout
         self.reconnect_wait = reconnect_wait
         self.queue_name = commands_queue_name(name)
-        self._channel: AmqpChannel | None = None
+        self._channel: AmqpChannel | None = None  # replies
+        self._intake: AmqpChannel | None = None   # the commands queue's consumer
         self._queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[IncomingCommand] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.handover = Handover(name)
+        self._releasing: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
         return self._queue is not None
+
+    @property
+    def accepting(self) -> bool:
+        """True while the endpoint consumes its commands queue (started, not released)."""
+        return self._queue is not None and self.handover.accepting
 
     @property
     def in_flight(self) -> list[IncomingCommand]:
@@ -173,36 +207,128 @@ class ActorEndpoint:
         """Declare ``<name>_commands`` (exclusive) bound to ``command.<name>.#``, consume it."""
         if self._queue is not None:
             raise AmqpError(f"endpoint {self.name!r} already started")
+        if not self.handover.accepting:
+            raise AmqpError(f"endpoint {self.name!r} was released; build a new one")
         self._channel = await self.connection.open_channel()
         try:
-            self._queue, self._consumer_tag = await self._channel.declare_exclusive_queue(
+            self._intake = await self.connection.open_channel()
+            self._queue, self._consumer_tag = await self._intake.declare_exclusive_queue(
                 self.queue_name, [commands_binding(self.name)], self._on_message
             )
         except QueueInUse as exc:
-            await self.connection.release_channel(self._channel)
-            self._channel = None
+            await self._close_channels()
             raise ActorNameInUse(
                 f"cannot serve actor {self.name!r}: queue {self.queue_name!r} is owned by "
                 "another connection (another instance of this actor is running)"
             ) from exc
         except BaseException:
-            await self.connection.release_channel(self._channel)
+            await self._close_channels()
             self.connection.release_queue_name(self.queue_name)
-            self._channel = None
             raise
         log.info("actor endpoint %r consuming %r", self.name, self.queue_name)
         return self
 
-    async def stop(self, reason: str | None = None) -> None:
-        """Fail unfinished commands, stop consuming and delete the commands queue."""
-        if self._channel is None:
-            return
+    async def release(self) -> None:
+        """Stop intake at once and give the actor's name up, losing no command.
+
+        basic.cancel the consumer; then, on throw-away channels, fetch and serve every
+        message still in ``<name>_commands`` and delete it with ``if_empty`` (a message
+        routed meanwhile makes the broker refuse: fetch again, retry) until it is gone.
+        Commands accepted before, or fetched here, keep running and are answered as
+        usual. Returns once the name is free; calling it again waits for the same release.
+        """
+        if self._releasing is None:
+            if not self.handover.can(HandoverEvent.RELEASE) or self._queue is None:
+                return
+            self.handover.handle(HandoverEvent.RELEASE)
+            self._releasing = asyncio.ensure_future(self._release())
+        await asyncio.shield(self._releasing)
+
+    async def _release(self) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         queue, self._queue = self._queue, None
         if queue is not None and self._consumer_tag is not None:
-            try:
+            try:  # deliveries sent before the broker's cancel-ok still reach _on_message
                 await asyncio.wait_for(queue.cancel(self._consumer_tag), 5)
             except Exception as exc:
-                log.debug("%s: cancelling consumer: %r", self.name, exc)
+                log.warning("%s: cancelling the consumer: %r", self.name, exc)
+        if self._intake is not None:  # closed by us: aio-pika will not re-declare the queue
+            await self.connection.release_channel(self._intake)
+            self._intake = None
+        served = attempts = 0
+        while self.handover.state is HandoverState.RELEASING:
+            attempts += 1
+            try:
+                fetched, deleted = await self._fetch_and_delete()
+            except Exception as exc:
+                if not self.connection.connected:
+                    # The exclusive queue went with the broker connection; our intake
+                    # channel is closed, so aio-pika does not declare it again.
+                    log.warning("%s: broker connection lost while releasing %r: %r",
+                                self.name, self.queue_name, exc)
+                    break
+                log.warning("%s: releasing %r: %r; retrying", self.name, self.queue_name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            served += fetched
+            if deleted:
+                break
+            await asyncio.sleep(RELEASE_RETRY_PAUSE)
+        self.connection.release_queue_name(self.queue_name)
+        if self.handover.can(HandoverEvent.RELEASED):
+            self.handover.handle(HandoverEvent.RELEASED)
+        log.info("actor endpoint %r released %r in %.3f s (%d queued command(s) served, "
+                 "%d delete attempt(s)); %d command(s) still running",
+                 self.name, self.queue_name, loop.time() - started, served, attempts,
+                 len(self._in_flight))
+
+    async def _fetch_and_delete(self) -> tuple[int, bool]:
+        """One round: serve what is queued, then delete if empty. Returns (served, deleted)."""
+        probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
+        await probe.initialize(timeout=self.connection.connect_timeout)
+        served = 0
+        try:
+            queue = await probe.get_queue(self.queue_name, ensure=False)
+            while True:
+                message = await queue.get(no_ack=True, fail=False, timeout=5)
+                if message is None:
+                    break
+                served += 1
+                self._accept(message)
+            try:
+                await queue.delete(if_unused=False, if_empty=True, timeout=5)
+            except aiormq.exceptions.ChannelPreconditionFailed:
+                return served, False  # a message arrived after the last get
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                pass  # already gone (e.g. with a lost connection)
+            return served, True
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return served, True
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+
+    async def stop(self, reason: str | None = None,
+                   event: HandoverEvent = HandoverEvent.STOP) -> None:
+        """Release (if not done yet), fail unfinished commands with ``reason``, close.
+
+        ``event`` says why, for :attr:`handover`: ``stop`` (the default: the bridge or the
+        endpoint's owner stops), ``idle`` (nothing runs any more) or ``limit`` (the drain
+        limit ran out).
+        """
+        if self._channel is None:
+            return
+        if self._queue is not None or self._releasing is not None:
+            try:
+                await asyncio.wait_for(self.release(), STOP_RELEASE_LIMIT)
+            except Exception as exc:
+                log.warning("%s: could not release %r before stopping: %r", self.name,
+                            self.queue_name, exc)
+        if self.handover.can(event):
+            self.handover.handle(event)
+        elif self.handover.can(HandoverEvent.STOP):
+            self.handover.handle(HandoverEvent.STOP)
         error = reason or f"actor {self.name!r} is shutting down; command aborted"
         for command in list(self._in_flight):
             try:
@@ -213,14 +339,33 @@ class ActorEndpoint:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if queue is not None:
-            try:
-                await asyncio.wait_for(queue.delete(if_unused=False, if_empty=False), 5)
-            except Exception as exc:
-                log.debug("%s: deleting queue: %r", self.name, exc)
-        await self.connection.release_channel(self._channel)
+        if self._releasing is not None and not self._releasing.done():
+            # The release did not finish in time: delete regardless (logged).
+            self._releasing.cancel()
+            await asyncio.gather(self._releasing, return_exceptions=True)
+            log.error("%s: deleting %r although the release did not finish: messages still "
+                      "queued in it are lost", self.name, self.queue_name)
+            await self._delete_now()
+        await self._close_channels()
         self.connection.release_queue_name(self.queue_name)
-        self._channel = None
+
+    async def _delete_now(self) -> None:
+        probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
+        try:
+            await probe.initialize(timeout=self.connection.connect_timeout)
+            await probe.queue_delete(self.queue_name, if_unused=False, if_empty=False,
+                                     timeout=5)
+        except Exception as exc:
+            log.debug("%s: deleting queue: %r", self.name, exc)
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+
+    async def _close_channels(self) -> None:
+        for channel in (self._intake, self._channel):
+            if channel is not None:
+                await self.connection.release_channel(channel)
+        self._intake = self._channel = None
 
     async def __aenter__(self) -> ActorEndpoint:
         return await self.start()
@@ -252,23 +397,31 @@ class ActorEndpoint:
         The command is started before the delivery is acknowledged: the ack waits for
         aiormq's writer, and the command need not wait for it.
         """
+        self._accept(message)
+        await self._ack(message)
+
+    def _accept(self, message: AbstractIncomingMessage) -> None:
+        """Start serving one message (a delivery, or one fetched while releasing); a
+        malformed one is answered with ``f`` (from a task)."""
         try:
             command = incoming_command(message)
         except MessageError as err:
-            await self._ack(message)
-            await self._reject(message, err)
+            self._spawn(self._reject(message, err), "reject")
             return
         except Exception as exc:  # pragma: no cover - decode_command only raises MessageError
-            await self._ack(message)
             log.exception("%s: unexpected error decoding a delivery", self.name)
-            await self._reject(message, MessageError(f"undecodable message: {exc!r}"))
+            self._spawn(self._reject(message, MessageError(f"undecodable message: {exc!r}")),
+                        "reject")
             return
         incoming = IncomingCommand(self, command)
         self._in_flight.add(incoming)
-        task = asyncio.create_task(self._run(incoming), name=f"{self.name}:{command.command_id}")
+        self._spawn(self._run(incoming), str(command.command_id))
+
+    def _spawn(self, coro: Awaitable[None], what: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"{self.name}:{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        await self._ack(message)
 
     async def _ack(self, message: AbstractIncomingMessage) -> None:
         try:

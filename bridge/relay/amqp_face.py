@@ -24,6 +24,7 @@ from typing import Any
 from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection
 from ..amqp.endpoint import DEFAULT_RECONNECT_WAIT, ActorEndpoint, IncomingCommand
 from ..core import CommandHandle, IssuedCommands, Reply
+from ..core.handover import Handover, HandoverEvent
 
 log = logging.getLogger(__name__)
 
@@ -152,9 +153,22 @@ class AmqpFace:
         await self.endpoint.start()
         self._broadcaster = asyncio.ensure_future(self._broadcast_forever())
 
-    async def stop(self) -> None:
-        """Stop consuming; commands still running are failed by the endpoint."""
-        await self.endpoint.stop(f"The bridge stopped serving actor {self.name}.")
+    @property
+    def handover(self) -> Handover:
+        """Where this face stands when a reload hands its actor over (see core.handover)."""
+        return self.endpoint.handover
+
+    async def release(self) -> None:
+        """Take no new command and give the actor's AMQP name up at once (nothing queued
+        is lost: see :meth:`ActorEndpoint.release`); commands accepted run on."""
+        await self.endpoint.release()
+
+    async def stop(self, reason: str | None = None,
+                   event: HandoverEvent = HandoverEvent.STOP) -> None:
+        """Stop consuming; commands still running are failed by the endpoint with
+        ``reason`` (default: the bridge stopped serving the actor)."""
+        await self.endpoint.stop(reason or f"The bridge stopped serving actor {self.name}.",
+                                 event)
         if self._broadcaster is not None:
             self._broadcaster.cancel()
             self._broadcaster = None

@@ -8,6 +8,14 @@ other traffic (broadcasts, replies to other commanders, also to those of the bri
 hub port) becomes cid-0 lines for every connected legacy client. With a Tron connection,
 the face asks the hub to connect to it (``hub startNubs <name>``), now and after every
 reconnect.
+
+Given ``commands`` (the bridge's router), the face sends each command by the actor's
+*current* route instead of straight to AMQP: a reload that moves the actor keeps the
+face, its port and its clients, and new commands follow the new route while those
+already running finish on theirs. A face that is retired (its actor removed, or served
+elsewhere) is handed over (:mod:`bridge.core.handover`): :meth:`LegacyFace.release`
+refuses new commands at once with a clear error, the running ones end normally, and
+:meth:`LegacyFace.stop` closes the port.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import logging
 import re
 from typing import Any
 
-from ..core import CommandHandle, IssuedCommands, Reply
+from ..core import CommandHandle, CommandTarget, IssuedCommands, Reply
+from ..core.handover import Handover, HandoverEvent, retired_error
 from ..legacy.server import IncomingLegacyCommand, LegacyServer
 from .amqp_target import AmqpTarget
 
@@ -47,9 +56,14 @@ class LegacyFace:
     def __init__(self, name: str, target: AmqpTarget, *, host: str = "127.0.0.1",
                  port: int = 0, mid_first: bool = False, version: str | None = None,
                  tron: Any = None, time_limit: float | None = None,
-                 mirror_internal: bool = False) -> None:
+                 mirror_internal: bool = False, commands: CommandTarget | None = None) -> None:
         self.name = name
         self.target = target
+        #: Where commands go: the router (by the actor's current route) or the AMQP target.
+        self.commands: CommandTarget = commands if commands is not None else target
+        self.handover = Handover(name)
+        #: The error new commands get once the face is released.
+        self.refusal = retired_error(name)
         self.tron = tron
         self.time_limit = time_limit
         self.mirror_internal = mirror_internal
@@ -75,11 +89,30 @@ class LegacyFace:
         if self.tron is not None:
             self.tron.add_startup_command("hub", f"startNubs {self.name}")
 
-    async def stop(self) -> None:
-        """Stop registering, close the port; commands still running get ``f``."""
+    async def release(self, refusal: str | None = None) -> None:
+        """Take no new command from now on (each is answered ``f`` with ``refusal``, by
+        default "removed from the configuration"); the running ones go on. The port stays
+        open, so clients keep their connection and read the refusal, until :meth:`stop`."""
+        if not self.handover.can(HandoverEvent.RELEASE):
+            return
+        if refusal is not None:
+            self.refusal = refusal
+        self.handover.handle(HandoverEvent.RELEASE)
         if self.tron is not None:
             self.tron.remove_startup_command("hub", f"startNubs {self.name}")
-        await self.server.stop(f"The bridge stopped serving actor {self.name}.")
+        self.handover.handle(HandoverEvent.RELEASED)
+
+    async def stop(self, reason: str | None = None,
+                   event: HandoverEvent = HandoverEvent.STOP) -> None:
+        """Stop registering, close the port; commands still running get ``f`` with
+        ``reason`` (default: the bridge stopped serving the actor). ``event`` says why,
+        for :attr:`handover` (``stop``, ``idle`` or ``limit``)."""
+        if self.handover.ended:
+            return
+        if self.tron is not None:
+            self.tron.remove_startup_command("hub", f"startNubs {self.name}")
+        self.handover.handle(event if self.handover.can(event) else HandoverEvent.STOP)
+        await self.server.stop(reason or f"The bridge stopped serving actor {self.name}.")
 
     def handle(self, command: IncomingLegacyCommand) -> CommandHandle:
         """Forward one legacy command to the AMQP actor; return its handle (awaited by
@@ -89,6 +122,11 @@ class LegacyFace:
         written to the legacy connection from the handle's callback as it arrives, in
         order: no hop through the event loop between the AMQP reply and its line.
         """
+        if not self.handover.accepting:
+            handle = CommandHandle(self.name, command.text)
+            command.fail(self.refusal)
+            handle.fail(self.refusal)
+            return handle
         self.counters["commands"] += 1
         commander = commander_chain(command.commander, command.user_id)
 
@@ -97,7 +135,7 @@ class LegacyFace:
             if not command.finished:  # e.g. failed by the server meanwhile
                 command.reply(reply.code, reply.keywords)
 
-        return self._issued.add(self.target.send_command(
+        return self._issued.add(self.commands.send_command(
             self.name, command.text, commander=commander, callback=relay,
             time_limit=self.time_limit))
 

@@ -13,8 +13,13 @@ For each ``[actors.<name>]`` entry:
   its port, then served like a legacy actor.
 
 All commands of the built-in hub port go through one :class:`~bridge.core.Router`.
-:meth:`Bridge.reload` applies a new configuration without dropping clients: unchanged
-actors are untouched, changed ones are drained and rebuilt.
+:meth:`Bridge.reload` applies a new configuration without dropping clients and without
+waiting for any command: unchanged actors are untouched; the faces of changed or
+removed actors are handed over (:mod:`bridge.core.handover`): they take no new command
+at once (an AMQP face cancels its consumer and releases its queue, losing nothing that
+was queued; a legacy face whose port stays in the configuration is kept and follows the
+new route), the commands they had accepted finish on their old path in the background,
+and only those still running after ``[timeouts] drain`` seconds are failed, saying so.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ..amqp.commander import AmqpCommander
 from ..amqp.connection import AmqpConnection
 from ..amqp.endpoint import ActorNameInUse
 from ..core import KeywordCache, Route, Router, RoutingTable
+from ..core.handover import HandoverEvent, drain_limit_error
 from ..legacy.actor_link import ActorLink
 from ..relay.amqp_face import AmqpFace
 from ..relay.amqp_target import AmqpTarget
@@ -88,6 +94,8 @@ class Bridge:
         self.actors: dict[str, ActorRuntime] = {}
         self.control: ControlActor | None = None
         self._lock = asyncio.Lock()
+        #: Faces handed over by a reload whose accepted commands are still finishing.
+        self._retiring: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> "Bridge":
         await self.start()
@@ -138,8 +146,12 @@ class Bridge:
         if self.hub_server is not None:
             await self.hub_server.stop()
             self.hub_server = None
+        for task in list(self._retiring):  # faces still draining: fail what runs, now
+            task.cancel()
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         for name in list(self.actors):
-            await self._stop_actor(self.actors.pop(name), drain=False)
+            await self._stop_actor(self.actors.pop(name))
         if self.router is not None:
             await self.router.stop()
         if self.tron is not None:
@@ -171,7 +183,10 @@ class Bridge:
             diff = await self._apply(config)
             self.config = config
             self._apply_timeouts()
-            return diff
+        if self.control is not None:  # what took effect, and when: for operators and tools
+            asyncio.ensure_future(self.control.announce({"reloaded": [
+                len(diff["added"]), len(diff["changed"]), len(diff["removed"])]}))
+        return diff
 
     def _apply_timeouts(self) -> None:
         """Give every running part the ``[timeouts]`` of the current configuration.
@@ -211,11 +226,20 @@ class Bridge:
         changed = [n for n, a in wanted.items() if n in self.actors
                    and self.actors[n].config != a]
         added = [n for n in wanted if n not in self.actors]
-        # Faces of removed or changed actors release their names/ports first (drained).
+        # Faces of removed or changed actors stop intake and release their names first
+        # (fast: nothing waits for commands); what they accepted finishes in the background.
+        kept: dict[str, LegacyFace] = {}
         for name in removed + changed:
-            await self._stop_actor(self.actors.pop(name), drain=True)
+            rt = self.actors.pop(name)
+            new_cfg = wanted.get(name)
+            if (rt.legacy_face is not None and new_cfg is not None
+                    and _same_legacy_face(rt.config, new_cfg)):
+                kept[name], rt.legacy_face = rt.legacy_face, None  # follows the new route
+            await self._retire_actor(rt, config.drain_timeout)
         for name in added + changed:
             await self._start_local(name, wanted[name])
+            if name in kept:
+                self.actors[name].legacy_face = kept[name]
         table = RoutingTable(a.route() for a in config.actors)
         if config.name not in table:  # the bridge's own control actor, for hub-port clients
             table = table.with_route(Route(config.name, "amqp"))
@@ -254,26 +278,51 @@ class Bridge:
             except ActorNameInUse as exc:
                 rt.notes.append(str(exc))
                 log.error("actor %s: not served on AMQP: %s", cfg.name, exc)
-        if cfg.lives == "amqp" and cfg.legacy_port is not None:
+        if cfg.legacy_port is not None and rt.legacy_face is None:
             assert self.amqp_target is not None
             face = LegacyFace(cfg.name, self.amqp_target, port=cfg.legacy_port,
                               mid_first=cfg.mid_first,
                               tron=self.tron if cfg.register else None,
-                              time_limit=self._time_limit(cfg))
+                              time_limit=self._time_limit(cfg), commands=self.router)
             await face.start()
             rt.legacy_face = face
 
-    async def _stop_actor(self, rt: ActorRuntime, drain: bool) -> None:
+    async def _stop_actor(self, rt: ActorRuntime) -> None:
+        """Stop an actor's parts now (the bridge stops): what still runs gets ``f``."""
         if rt.amqp_face is not None:
-            if drain:
-                await _drain(lambda: rt.amqp_face.in_flight if rt.amqp_face else 0)
             await rt.amqp_face.stop()
         if rt.legacy_face is not None:
-            if drain:
-                await _drain(lambda: rt.legacy_face.in_flight if rt.legacy_face else 0)
             await rt.legacy_face.stop()
         if rt.local is not None:
             await rt.local.stop()
+
+    async def _retire_actor(self, rt: ActorRuntime, drain_timeout: float) -> None:
+        """Hand an actor's faces over: intake stops now (its AMQP name is free when this
+        returns), accepted commands finish in the background within ``drain_timeout``."""
+        faces = [f for f in (rt.amqp_face, rt.legacy_face) if f is not None]
+        for face in faces:
+            await face.release()
+        for face in faces:
+            task = asyncio.ensure_future(self._drain_face(face, drain_timeout))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        if rt.local is not None:
+            await rt.local.stop()
+
+    async def _drain_face(self, face: AmqpFace | LegacyFace, drain_timeout: float) -> None:
+        """Wait for a released face's commands to end, then close it; fail the ones still
+        running after ``drain_timeout`` s with an error that says so."""
+        try:
+            idle = await _drain(lambda: face.in_flight, drain_timeout)
+        except asyncio.CancelledError:  # the bridge stops meanwhile
+            await face.stop()
+            raise
+        if idle:
+            await face.stop(event=HandoverEvent.IDLE)
+        else:
+            log.warning("actor %s: %d command(s) still running after the drain limit "
+                        "(%g s): failing them", face.name, face.in_flight, drain_timeout)
+            await face.stop(drain_limit_error(face.name, drain_timeout), HandoverEvent.LIMIT)
 
     # -- route targets -----------------------------------------------------------------
     def _legacy_target(self, route: Route) -> ActorLink:
@@ -419,9 +468,18 @@ def _build_local(cfg: ActorConfig, base: Path | None) -> Any:
     return factory(name=cfg.name, host=cfg.host, port=cfg.port)
 
 
-async def _drain(in_flight: Any, timeout: float = 30.0) -> None:
-    """Wait until ``in_flight()`` is 0 (or ``timeout`` s) before a part is stopped."""
+def _same_legacy_face(old: ActorConfig, new: ActorConfig) -> bool:
+    """True if ``new`` wants the legacy face ``old`` has (so the running one is kept)."""
+    return (new.legacy_port is not None and old.legacy_port == new.legacy_port
+            and old.mid_first == new.mid_first and old.register == new.register)
+
+
+async def _drain(in_flight: Any, timeout: float) -> bool:
+    """Wait until ``in_flight()`` is 0, at most ``timeout`` s; True if it reached 0."""
     loop = asyncio.get_event_loop()
     deadline = loop.time() + timeout
-    while in_flight() and loop.time() < deadline:
+    while in_flight():
+        if loop.time() >= deadline:
+            return False
         await asyncio.sleep(0.05)
+    return True

@@ -23,6 +23,9 @@ from ..core.routing import Route, RoutingTable
 LIVES = ("legacy", "hub", "amqp", "local")
 COMMAND_HEADERS = ("commander", "mid", "cid-mid")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
+#: ``[timeouts] drain``: seconds a reload lets the commands a changed or removed actor's
+#: old face had accepted finish on their old path before they are failed.
+DEFAULT_DRAIN = 30.0
 
 
 class ConfigError(ValueError):
@@ -45,7 +48,7 @@ class ActorConfig:
     command_header: str = "commander"
     dictionary: Path | None = None
     amqp: bool = True                # serve a legacy/hub/local actor on AMQP
-    legacy_port: int | None = None   # amqp actors: serve a LegacyActor face on this port
+    legacy_port: int | None = None   # serve the actor to legacy clients on this port (by route)
     register: bool = False           # ask the Tron hub to connect to our face (hub startNubs)
     prefer_amqp: bool = False
     spec: str | None = None          # local actors: "module:callable" returning a LegacyActor
@@ -94,6 +97,7 @@ class BridgeConfig:
     connect_timeout: float = 10.0
     publish_timeout: float = 10.0  # an AMQP publish waits this long for the broker's confirm
     reply_hold: float = 60.0       # replies wait this long for a lost broker to come back
+    drain_timeout: float = DEFAULT_DRAIN  # a reload lets a retired face's commands finish
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -158,7 +162,8 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         command_time_limit=command or None,
         connect_timeout=timeouts.number("connect", 10.0),
         publish_timeout=timeouts.positive("publish", 10.0),
-        reply_hold=timeouts.number("reply_hold", 60.0), source=source,
+        reply_hold=timeouts.number("reply_hold", 60.0),
+        drain_timeout=timeouts.number("drain", DEFAULT_DRAIN), source=source,
     )
     for t in (amqp, tron, timeouts):
         t.done()
