@@ -7,8 +7,11 @@ the real Tron hub. See ``protocol_specs/hub.md``.
 """
 
 from .auth import AuthConfig, Login, commander_name, password_digest
-from .server import DEFAULT_INIT_COMMANDS, HubCommand, HubConnection, HubServer
+from .command import HubCommand
+from .perms import Permissions, PermsVerbs
+from .server import DEFAULT_INIT_COMMANDS, HubConnection, HubServer
 from .verbs import HubVerbs, legacy_link
 
 __all__ = ["HubServer", "HubCommand", "HubConnection", "HubVerbs", "AuthConfig", "Login",
-           "commander_name", "password_digest", "legacy_link", "DEFAULT_INIT_COMMANDS"]
+           "commander_name", "password_digest", "legacy_link", "DEFAULT_INIT_COMMANDS",
+           "Permissions", "PermsVerbs"]

@@ -1,7 +1,7 @@
-"""The authenticated hub port: tron's ``knockKnock``/``login`` handshake and program permissions.
+"""The authenticated hub port: tron's ``knockKnock``/``login`` handshake.
 
 Sans-IO: :class:`Login` is the per-connection state machine, :class:`AuthConfig` the
-password and permission tables. The server feeds it the text of every ``auth`` command
+passwords and the initial permission tables (enforced by :mod:`bridge.hub.perms`). The server feeds it the text of every ``auth`` command
 and writes the replies it returns.
 
 Handshake (tron's ``NubAuth``)::
@@ -32,15 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from ..protocol import Keyword
+from .perms import GODS, program_actors
 
-#: Programs that may command every actor (tron's ``Auth.gods``).
-GODS = ("APO", "OBSERVER", "LCO")
 #: Hub verbs any logged-in commander may use (tron's ``hubCommands.safeCmds``).
 HUB_SAFE_COMMANDS = r"^\s*(actors|commanders|actorInfo|version|status|ping)\s*$"
 #: Actor commands any logged-in commander may send (tron's SDSS nubs' ``safeCmds``).
 ACTOR_SAFE_COMMANDS = r"^\s*(ping|status|version)\s*$"
-#: Actors everybody may command without permission (tron: ``needsAuth`` is off for them).
-FREE_ACTORS = frozenset({"keys", "msg", "auth"})
 
 _ARG = re.compile(r"""([A-Za-z_][A-Za-z0-9_]*)\s*=\s*("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|\S+)""")
 _NAME_JUNK = re.compile(r"[^A-Za-z0-9_]+")
@@ -52,9 +49,10 @@ class AuthConfig:
 
     ``passwords``: program -> password (program names are case-insensitive, as tron
     upper-cases them). ``programs``: program -> the actors it may command, either in
-    tron's ``programs.json`` form (``{"prog": {"actors": [...]}}``) or as plain lists.
-    ``gods`` may command everything; any logged-in commander may send commands matching
-    ``safe_commands`` to any actor and the safe hub verbs. ``port``/``host``: where the
+    tron's ``programs.json`` form (``{"prog": {"actors": [...]}}``) or as plain lists:
+    the hub's :class:`~bridge.hub.perms.Permissions` start with them. ``gods`` may
+    command every actor (also locked ones); ``safe_commands``: the pattern of commands
+    any logged-in commander may send to an actor that has no pattern of its own. ``port``/``host``: where the
     authenticated port listens (host: the server's host if None). ``reply_eol``: the
     line end of replies on that port (tron writes a bare ``"\\r"``; opscore reads any).
     """
@@ -75,25 +73,6 @@ class AuthConfig:
                 return password
         return None
 
-    def actors_of(self, program: str) -> frozenset[str] | None:
-        """The actors ``program`` may command, or None if the program is unknown."""
-        wanted = program.upper()
-        for name, entry in self.programs.items():
-            if name.upper() == wanted:
-                actors = entry.get("actors", []) if isinstance(entry, Mapping) else entry
-                return frozenset(actors)
-        return None
-
-    def may_command(self, program: str, actor: str, text: str) -> bool:
-        """Whether a commander of ``program`` may send ``text`` to ``actor``."""
-        if actor in FREE_ACTORS or program.upper() in {g.upper() for g in self.gods}:
-            return True
-        safe = HUB_SAFE_COMMANDS if actor == "hub" else self.safe_commands
-        if safe is not None and re.search(safe, text):
-            return True
-        actors = self.actors_of(program)
-        return actors is not None and actor in actors
-
     @classmethod
     def load(cls, passwords_file: str | os.PathLike[str],
              programs_file: str | os.PathLike[str] | None = None, **kwargs: Any) -> "AuthConfig":
@@ -102,8 +81,25 @@ class AuthConfig:
         parser.optionxform = str  # type: ignore[assignment,method-assign]
         parser.read(passwords_file)
         passwords = dict(parser["hub"]) if parser.has_section("hub") else {}
-        programs = json.loads(Path(programs_file).read_text()) if programs_file else {}
+        programs = load_programs(programs_file) if programs_file else {}
         return cls(passwords, programs, **kwargs)
+
+
+def load_programs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read tron's ``programs.json`` (``{"PROGRAM": {"actors": [...]}, ...}``); a file of
+    another shape raises ValueError naming it."""
+    try:
+        programs = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read programs: {exc}") from None
+    if not isinstance(programs, dict):
+        raise ValueError(f"{path}: expected an object of programs, got {type(programs).__name__}")
+    for name, entry in programs.items():
+        try:
+            program_actors(entry)
+        except ValueError as exc:
+            raise ValueError(f"{path}: program {name!r}: {exc}") from None
+    return programs
 
 
 def password_digest(nonce: str, password: str) -> str:

@@ -4,8 +4,9 @@
 (``cmdr mid actor text`` in, ``cmdr mid actor code keywords`` out) and, with an
 :class:`~bridge.hub.auth.AuthConfig`, on an authenticated port that speaks tron's 9877
 protocol (``mid actor text`` after the ``knockKnock``/``login`` handshake). Every command
-goes through the :class:`~bridge.core.Router`; ``hub``, ``keys`` and ``msg`` are answered
-by the hub itself. Every reply goes to every commander, as tron does. What is emulated
+goes through the :class:`~bridge.core.Router`; ``perms``, ``hub``, ``keys`` and ``msg``
+are answered by the hub itself; commanders that logged in are held to the ``perms``
+tables (tron's ``Auth.checkAccess``). Every reply goes to every commander, as tron does. What is emulated
 and what deliberately is not: ``protocol_specs/hub.md``.
 """
 
@@ -16,8 +17,7 @@ import inspect
 import itertools
 import logging
 import re
-import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from twisted.internet.protocol import ServerFactory
@@ -28,11 +28,14 @@ from ..core import CommandHandle, IssuedCommands, KeywordCache, Reply, Router, n
 from ..legacy.framing import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_UNSENT, LineProtocol
 from ..protocol import TERMINAL_CODES, Keyword, ProtocolError, parse_hub_command
 from ..runtime import as_future
-from .auth import AuthConfig, ClientInfo, Login, commander_name
+from .auth import ACTOR_SAFE_COMMANDS, HUB_SAFE_COMMANDS, AuthConfig, ClientInfo, Login, \
+    commander_name
+from .command import HubCommand
 from .lines import (
-    HUB_COMMANDER, cmd_done, cmd_in, cmd_queued, hub_line, keywords_text, strings, text,
+    CMDS_SOURCE, HUB_COMMANDER, cmd_done, cmd_in, hub_line, keywords_text, strings, text,
 )
 from .mirror import TargetMirror, is_connected
+from .perms import GODS, PERMS_SAFE_COMMANDS, Permissions, PermsVerbs
 from .verbs import HubVerbs
 
 log = logging.getLogger(__name__)
@@ -40,8 +43,12 @@ log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 #: Commands every legacy actor gets when its link connects (tron's SDSS nubs' initCmds).
 DEFAULT_INIT_COMMANDS = ("ping", "status", "version")
-#: The hub's own actors, listed first in ``Actors`` (tron also lists ``perms``).
-OWN_ACTORS = ("hub", "keys", "msg")
+#: The hub's own actors, listed first in ``Actors`` in tron's order.
+OWN_ACTORS = ("perms", "hub", "keys", "msg")
+#: tron's default ``httpRoot`` (its ``local.json``): host and root directory of images.
+DEFAULT_HTTP_ROOT = ("localhost", "/")
+#: Where the ``cmds`` diagnostics' keyword starts in their lines (``.hub 0 cmds d ``).
+_CMDS_PREFIX = len(hub_line(HUB_COMMANDER, 0, CMDS_SOURCE, "d", ""))
 
 _HEADER = re.compile(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)[ \t]+(\d+)(?:[ \t]|\Z)")
 _TUI_HEADER = re.compile(r"[ \t]*(\d+)(?:[ \t]|\Z)")
@@ -49,62 +56,27 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ECHO_LIMIT = 200
 
 
-class HubCommand:
-    """One command in the hub, from a commander (or from the hub itself: init commands).
+class _HubWriter:
+    """The hub's own never-ending commands: ``.hub 0 hub`` and ``.perms 0 perms`` lines
+    to everybody (their keywords are cached under the source). ``fail`` writes ``w``, as
+    tron's never-ending commands do."""
 
-    ``commander``/``mid`` are echoed in every reply; ``xid`` is the hub-wide serial
-    number of the diagnostics. The reply methods write to every commander (``private``:
-    only to the issuing connection, the others see just a terminal line without keywords).
-    """
+    def __init__(self, server: HubServer, commander: str, source: str) -> None:
+        self.server, self.commander, self.source = server, commander, source
 
-    __slots__ = ("server", "connection", "commander", "mid", "actor", "text", "xid", "started",
-                 "done", "diagnostics", "cid", "is_queued")
+    def reply(self, code: str, keywords: Iterable[Keyword]) -> None:
+        keywords = tuple(keywords)
+        self.server.emit(hub_line(self.commander, 0, self.source, code, keywords_text(keywords)))
+        if keywords:
+            self.server.cache.update(self.source, keywords)
 
-    def __init__(self, server: HubServer, connection: HubConnection | None, commander: str,
-                 mid: int, actor: str, text: str, *, cid: str | None = None,
-                 diagnostics: bool = True) -> None:
-        self.server = server
-        self.connection = connection
-        self.commander = commander
-        self.mid = mid
-        self.actor = actor
-        self.text = text
-        self.xid = next(server._xids)
-        self.started = time.time()
-        self.done = False
-        self.diagnostics = diagnostics and server.diagnostics
-        self.cid = commander if cid is None else cid  # as CmdIn/CmdQueued show it
-        self.is_queued = False
+    def inform(self, *keywords: Keyword) -> None:
+        self.reply("i", keywords)
 
-    def __repr__(self) -> str:
-        return f"<HubCommand {self.commander} {self.mid} {self.actor} {self.text!r}>"
+    def warn(self, *keywords: Keyword) -> None:
+        self.reply("w", keywords)
 
-    def queued(self, actor_mid: int = 0) -> None:
-        """Announce ``CmdQueued`` (once)."""
-        if self.is_queued:
-            return
-        self.is_queued = True
-        if self.diagnostics:
-            self.server._emit(cmd_queued(self.xid, self.started, self.cid, self.mid, self.actor,
-                                         actor_mid, self.text))
-
-    def reply(self, code: str, keywords: Iterable[Keyword] = (), *, source: str | None = None,
-              private: bool = False, cache: bool = True) -> None:
-        """Write one reply; a terminal code ends the command (later replies are dropped)."""
-        self.server._command_reply(self, code, tuple(keywords), source or self.actor, private,
-                                   None if cache else False)
-
-    def inform(self, *keywords: Keyword, private: bool = False) -> None:
-        self.reply("i", keywords, private=private)
-
-    def warn(self, *keywords: Keyword, private: bool = False) -> None:
-        self.reply("w", keywords, private=private)
-
-    def finish(self, *keywords: Keyword) -> None:
-        self.reply(":", keywords)
-
-    def fail(self, *keywords: Keyword, source: str | None = None) -> None:
-        self.reply("f", keywords, source=source)
+    fail = warn
 
 
 class _Relay:
@@ -130,7 +102,7 @@ class _Relay:
         code = reply.code
         keywords = reply.keywords
         server = self.server
-        server._emit(f"{self.prefix}{code} {keywords_text(keywords)}", cmd.connection)
+        server.emit(f"{self.prefix}{code} {keywords_text(keywords)}", cmd.connection)
         if keywords:
             server.cache.update(cmd.actor, reply.json)
         if code in TERMINAL_CODES:
@@ -240,6 +212,12 @@ class HubServer:
     ``options["init_cmds"]`` overrides). ``nub_timeout``: how long ``hub startNubs``
     waits for a link. ``time_limit``: fail routed commands after that many seconds
     (tron has none). ``diagnostics``: write tron's ``CmdIn``/``CmdQueued``/``CmdDone``.
+
+    Permissions (``perms``): ``programs`` in tron's ``programs.json`` form (default:
+    ``auth.programs``), ``gods`` (default: ``auth.gods``), and the safe-commands pattern
+    of actors that have none of their own (``route.options["safe_commands"]``):
+    ``safe_commands`` (default: ``auth.safe_commands``). ``http_root``: ``(host,
+    rootDir)`` of the ``hub httpRoot`` keyword, where clients fetch images.
     """
 
     def __init__(self, router: Router, *, cache: KeywordCache | None = None,
@@ -249,7 +227,11 @@ class HubServer:
                  nub_timeout: float = 3.0, time_limit: float | None = None,
                  diagnostics: bool = True,
                  max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
-                 max_unsent: int | None = DEFAULT_MAX_UNSENT) -> None:
+                 max_unsent: int | None = DEFAULT_MAX_UNSENT,
+                 programs: Mapping[str, Any] | None = None,
+                 gods: Iterable[str] | None = None,
+                 safe_commands: str | None = None,
+                 http_root: tuple[str, str] = DEFAULT_HTTP_ROOT) -> None:
         self.router = router
         self.cache = cache if cache is not None else KeywordCache()
         self.host = host
@@ -265,6 +247,11 @@ class HubServer:
         self.max_line_length = max_line_length
         self.max_unsent = max_unsent
         self.stop_reason = f"{name} is stopping."
+        self.http_root = (str(http_root[0]), str(http_root[1]))
+        if safe_commands is None:
+            safe_commands = auth.safe_commands if auth is not None else ACTOR_SAFE_COMMANDS
+        self.safe_commands = safe_commands
+        self._safe_patterns: dict[str, re.Pattern[str] | None] = {}
         self.verbs = HubVerbs(self)
         #: Handles of the commands this hub sent (their replies are not mirrored again).
         self._issued = IssuedCommands()
@@ -280,6 +267,14 @@ class HubServer:
         self._actors: list[str] | None = None
         self._running = False
         self._router_listening = False
+        self._hub_writer = _HubWriter(self, HUB_COMMANDER, "hub")
+        self.perms = Permissions(
+            _HubWriter(self, ".perms", "perms"),
+            programs if programs is not None else (auth.programs if auth is not None else {}),
+            gods if gods is not None else (auth.gods if auth is not None else GODS))
+        self.perms.add_actors(["hub"])
+        self.perms_verbs = PermsVerbs(self.perms, self._logged_in_programs)
+        self._cmds_values: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<HubServer {self.name} {self.host}:{self.port}>"
@@ -314,6 +309,12 @@ class HubServer:
             self.router.add_listener(self._route_changed)
         self._watch_targets()
         self._actors = self.actor_names()
+        for actor in self._actors:
+            if actor not in OWN_ACTORS:
+                self.perms.add_actors([actor])
+        self.cache.update("hub", {"version": self.version, "httpRoot": list(self.http_root),
+                                  "Actors": self._actors})
+        self.cache.update("perms", self.perms.status_keywords())
         log.info("%s: listening on %s:%s%s", self.name, self.host, self.port,
                  f" (authenticated port {self.auth_port})" if self.auth is not None else "")
         return self
@@ -391,20 +392,36 @@ class HubServer:
         return lines
 
     def check_actors(self) -> None:
-        """Broadcast ``Actors`` if the list changed since the last time."""
+        """Broadcast ``Actors`` if the list changed since the last time; actors that
+        (re)appear are registered with ``perms`` (tron: when their nub starts)."""
         names = self.actor_names()
         if names != self._actors:
+            before = set(self._actors or ())
             self._actors = names
             if self._running:
                 self.inform(strings("Actors", names))
+                for actor in names:
+                    if actor not in before and actor not in OWN_ACTORS:
+                        self.perms.add_actors([actor])
 
     def inform(self, *keywords: Keyword, code: str = "i") -> None:
         """Broadcast ``.hub 0 hub <code> keywords`` (and cache them under ``hub``)."""
-        self._emit(hub_line(HUB_COMMANDER, 0, "hub", code, keywords_text(keywords)))
-        self.cache.update("hub", keywords)
+        self._hub_writer.reply(code, keywords)
+
+    def next_xid(self) -> int:
+        return next(self._xids)
+
+    def cmds_values(self) -> dict[str, str]:
+        """The last value written of each ``cmds`` diagnostic keyword, in first-seen order."""
+        return self._cmds_values
+
+    def diagnose(self, line: str, name: str) -> None:
+        """Write one ``cmds`` line and remember its value (tron caches them)."""
+        self.emit(line)
+        self._cmds_values[name] = line[_CMDS_PREFIX + len(name) + 1:]
 
     # -- output ----------------------------------------------------------------------------
-    def _emit(self, line: str, origin: HubConnection | None = None) -> None:
+    def emit(self, line: str, origin: HubConnection | None = None) -> None:
         data = line.encode("utf-8", "replace")
         for conn in self._connections:
             if conn.hears_all or conn is origin:
@@ -413,7 +430,7 @@ class HubServer:
                 else:
                     conn.write_data(data)
 
-    def _command_reply(self, cmd: HubCommand, code: str, keywords: tuple[Keyword, ...],
+    def command_reply(self, cmd: HubCommand, code: str, keywords: tuple[Keyword, ...],
                        source: str, private: bool, values: Any = None) -> None:
         if cmd.done:
             log.debug("%r: reply %s after its end dropped", cmd, code)
@@ -429,9 +446,9 @@ class HubServer:
                     if conn.hears_all and conn is not cmd.connection:
                         conn.write_data(bare)
         else:
-            self._emit(line, cmd.connection)
-            if keywords and values is not False:
-                self.cache.update(source, values if values is not None else keywords)
+            self.emit(line, cmd.connection)
+        if keywords and values is not False:
+            self.cache.update(source, values if values is not None else keywords)
         if terminal:
             self._ended(cmd, code)
 
@@ -439,11 +456,11 @@ class HubServer:
         cmd.done = True
         self._in_flight.pop(cmd, None)
         if cmd.diagnostics:
-            self._emit(cmd_done(cmd.xid, code))
+            self.diagnose(cmd_done(cmd.xid, code), "CmdDone")
 
     def _unsolicited(self, actor: str, reply: Reply) -> None:
         keywords = reply.keywords
-        self._emit(hub_line("." + actor, 0, actor, reply.code, keywords_text(keywords)))
+        self.emit(hub_line("." + actor, 0, actor, reply.code, keywords_text(keywords)))
         if keywords:
             self.cache.update(actor, reply.json)
 
@@ -497,7 +514,7 @@ class HubServer:
     def dispatch(self, cmd: HubCommand) -> None:
         """Run one command: announce it, then the hub's own actors or the router."""
         if cmd.diagnostics:
-            self._emit(cmd_in(cmd.cid, cmd.actor, cmd.text))
+            self.diagnose(cmd_in(cmd.cid, cmd.actor, cmd.text), "CmdIn")
         conn = cmd.connection
         if conn is not None and conn.logged_in and not self._permitted(conn, cmd):
             return
@@ -509,6 +526,8 @@ class HubServer:
                 result = self.verbs.keys(cmd)
             elif actor == "msg":
                 result = self.verbs.msg(cmd)
+            elif actor == "perms":
+                result = self.perms_verbs.run(cmd, cmd.queued)
             else:
                 self._route(cmd)
                 return
@@ -553,19 +572,52 @@ class HubServer:
             self._in_flight[cmd] = handle
 
     def _permitted(self, conn: HubConnection, cmd: HubCommand) -> bool:
+        """tron's ``checkAccess`` for a logged-in commander; a refusal is explained
+        (``permsTxt``/``text`` warnings) and then fails the command with ``NoPermission``."""
         if self.auth is None or conn.client is None:
             return True
-        if cmd.actor not in OWN_ACTORS and self.router.target(cmd.actor) is None:
-            return True  # NoTarget comes first, as in tron
-        if self.auth.may_command(conn.client.program, cmd.actor, cmd.text):
+        actor = cmd.actor
+        needs_auth = True
+        if actor in ("keys", "msg"):
+            needs_auth = False
+        elif actor not in OWN_ACTORS:
+            target = self.router.target(actor)
+            if target is None or not is_connected(target):
+                return True  # NoTarget comes first, as in tron
+            route = self.router.table.get(actor)
+            needs_auth = bool(route.options.get("needs_auth", True)) if route else True
+        if self.perms.check_access(conn.client.program, actor, cmd.text, cmd,
+                                   self._safe_pattern(actor), needs_auth):
             return True
-        cmd.fail(text("NoPermission", f"you do not have permission to command {cmd.actor} "
+        cmd.fail(text("NoPermission", f"you do not have permission to command {actor} "
                                       f"{cmd.text}"), source="hub")
         return False
 
+    def _safe_pattern(self, actor: str) -> re.Pattern[str] | None:
+        """The actor's safe-commands pattern: the hub's and perms' own as in tron, a
+        route's ``safe_commands`` option, else the hub-wide default."""
+        if actor == "hub":
+            pattern: str | None = HUB_SAFE_COMMANDS
+        elif actor == "perms":
+            pattern = PERMS_SAFE_COMMANDS
+        else:
+            route = self.router.table.get(actor)
+            own = route.options.get("safe_commands") if route is not None else None
+            pattern = own if own is not None else self.safe_commands
+        if pattern is None:
+            return None
+        compiled = self._safe_patterns.get(pattern)
+        if compiled is None:
+            compiled = self._safe_patterns[pattern] = re.compile(pattern)
+        return compiled
+
+    def _logged_in_programs(self) -> list[str]:
+        return [c.client.program for c in self._connections
+                if c.logged_in and c.client is not None]
+
     def _refuse(self, conn: HubConnection, commander: str, mid: int, message: str) -> None:
         line = hub_line(commander, mid, "hub", "f", keywords_text([text("ParseError", message)]))
-        self._emit(line, conn)
+        self.emit(line, conn)
 
     def _parse_error(self, conn: HubConnection, line: str | None, message: str) -> None:
         """A line that is no command: ``f`` to its commander and mid if they can be read,
@@ -642,7 +694,7 @@ class HubServer:
             cmd = HubCommand(self, None, HUB_COMMANDER, next(self._hub_mids), actor, command,
                              cid="0")
             if cmd.diagnostics:
-                self._emit(cmd_in(cmd.cid, actor, command))
+                self.diagnose(cmd_in(cmd.cid, actor, command), "CmdIn")
             relay = _Relay(self, cmd)
             handle = part.send_command(actor, command, commander=HUB_COMMANDER, callback=relay)
             self._issued.add(handle)

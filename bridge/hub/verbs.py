@@ -1,24 +1,29 @@
 """The hub's own actors: ``hub`` (status, nub control), ``keys`` (cached keywords) and ``msg``.
 
-Each verb answers one :class:`~bridge.hub.server.HubCommand` with tron's keywords and
+Each verb answers one :class:`~bridge.hub.command.HubCommand` with tron's keywords and
 always ends it (``:`` or ``f``). ``hub startNubs``/``stopNubs`` are coroutines (they
-wait, bounded, for an actor link); everything else answers at once.
+wait, bounded, for an actor link); everything else answers at once. The verbs see the
+server only through :class:`HubState` (no import of the server module). ``perms`` is
+answered by :class:`~bridge.hub.perms.PermsVerbs`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from ..core import KeywordCache
+from ..core import KeywordCache, Router
 from ..legacy.actor_link import ActorLink
-from ..protocol import Keyword, json_to_keywords
+from ..protocol import Keyword, json_to_keywords, parse_keywords_lenient
+from .command import HubCommand
 from .lines import message_time, strings, text
 from .mirror import target_parts
 
-if TYPE_CHECKING:
-    from .server import HubCommand, HubServer
+#: Keyword sources of the hub itself: ``keys getFor`` always knows them (tron: always
+#: "connected"), whether or not anything was cached for them yet.
+OWN_SOURCES = ("hub", "cmds", "keys", "msg", "perms")
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +36,30 @@ def legacy_link(target: Any) -> ActorLink | None:
     return None
 
 
-class HubVerbs:
-    """Answers commands to ``hub``, ``keys`` and ``msg`` for a :class:`HubServer`."""
+class HubState(Protocol):
+    """What the verbs need of the hub server."""
 
-    def __init__(self, server: HubServer) -> None:
+    router: Router
+    cache: KeywordCache
+    version: str
+    nub_timeout: float
+
+    def actor_names(self) -> list[str]: ...
+
+    def commander_keywords(self) -> list[tuple[Keyword, ...]]: ...
+
+    def check_actors(self) -> None: ...
+
+    def cmds_values(self) -> Mapping[str, str]:
+        """The last ``CmdIn``/``CmdQueued``/``CmdDone`` values, as written (tron caches
+        them under ``cmds``)."""
+        ...
+
+
+class HubVerbs:
+    """Answers commands to ``hub``, ``keys`` and ``msg`` for a hub server."""
+
+    def __init__(self, server: HubState) -> None:
         self.server = server
         self.hub_verbs = {
             "actors": self.actors, "commanders": self.commanders, "status": self.status,
@@ -141,7 +166,11 @@ class HubVerbs:
 
     # -- keys ------------------------------------------------------------------------------
     def keys(self, cmd: HubCommand) -> None:
-        """``keys getFor=<actor> [k ...]``: the cached values, only to the requester."""
+        """``keys getFor=<actor> [k ...]``: the cached values, only to the requester.
+
+        ``w unmatchedKeys=...`` (cached under ``keys``, as tron does), one
+        ``keys_<actor> i ...`` line, then ``:``.
+        """
         words = cmd.text.split()
         if not words:
             cmd.finish()
@@ -159,6 +188,18 @@ class HubVerbs:
             cmd.fail(text("keysTxt", f"actor {actor} is not connected"))
             return
         names = list(dict.fromkeys(words[1:]))
+        if actor == "cmds":
+            found, unmatched = self._cmds_keywords(names)
+        else:
+            found, unmatched = self._cached_keywords(actor, names)
+        if unmatched:
+            cmd.warn(strings("unmatchedKeys", unmatched), private=True)
+        if found:
+            cmd.reply("i", found, source=f"keys_{actor}", private=True, cache=False)
+        cmd.reply(":", (), private=True)
+
+    def _cached_keywords(self, actor: str, names: list[str]) -> tuple[list[Keyword], list[str]]:
+        cache = self.server.cache
         values: dict[str, Any] = {}
         unmatched: list[str] = []
         if names:
@@ -170,15 +211,26 @@ class HubVerbs:
                     values[entry.name] = entry.value
         else:
             values = cache.get(actor)
-        if unmatched:
-            cmd.warn(strings("unmatchedKeys", unmatched), private=True)
-        if values:
-            cmd.reply("i", json_to_keywords(values), source=f"keys_{actor}", private=True,
-                      cache=False)
-        cmd.reply(":", (), private=True)
+        return (list(json_to_keywords(values)) if values else []), unmatched
+
+    def _cmds_keywords(self, names: list[str]) -> tuple[list[Keyword], list[str]]:
+        """The ``cmds`` diagnostics as written last (tron's cache of source ``cmds``)."""
+        written = self.server.cmds_values()
+        by_lower = {name.lower(): name for name in written}
+        chosen: list[str] = []
+        unmatched: list[str] = []
+        for name in names or written:
+            stored = by_lower.get(name.lower())
+            if stored is None:
+                unmatched.append(name)
+            else:
+                chosen.append(stored)
+        keywords = list(parse_keywords_lenient("; ".join(f"{n}={written[n]}" for n in chosen)))
+        return keywords, unmatched
 
     def _known(self, actor: str, cache: KeywordCache) -> bool:
-        return actor in cache or actor == "hub" or self.server.router.target(actor) is not None
+        return (actor in OWN_SOURCES or actor in cache
+                or self.server.router.target(actor) is not None)
 
     # -- msg -------------------------------------------------------------------------------
     def msg(self, cmd: HubCommand) -> None:

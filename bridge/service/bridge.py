@@ -348,18 +348,20 @@ class Bridge:
     async def _start_hub_port(self) -> None:
         from ..hub.server import HubServer
 
+        from ..hub.auth import AuthConfig, load_programs
+
         hub = self.config.hub
         assert hub is not None and self.router is not None
         auth = None
         if hub.auth_port is not None:
-            from ..hub.auth import AuthConfig
-
             if hub.passwords is None:
                 raise ValueError("hub.auth_port needs hub.passwords (a tronpass-style file)")
             auth = AuthConfig.load(hub.passwords, hub.programs, port=hub.auth_port)
+        programs = load_programs(hub.programs) if hub.programs is not None else None
         self.hub_server = HubServer(self.router, cache=self.cache, host=hub.host, port=hub.port,
                                     auth=auth, name=self.config.name,
-                                    time_limit=self.config.command_time_limit)
+                                    time_limit=self.config.command_time_limit,
+                                    programs=programs, http_root=(hub.http_host, hub.http_root))
         await self.hub_server.start()
 
     def _on_route_event(self, actor: str, description: str, event: str) -> None:

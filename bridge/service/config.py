@@ -53,6 +53,7 @@ class ActorConfig:
     prefer_amqp: bool = False
     spec: str | None = None          # local actors: "module:callable" returning a LegacyActor
     time_limit: float | None = None
+    safe_commands: str | None = None  # hub port: commands any logged-in program may send
 
     def route(self) -> Route:
         """This actor's entry in the routing table."""
@@ -60,16 +61,21 @@ class ActorConfig:
         host, port = (self.host, self.port) if self.lives in ("legacy", "local") else (None, None)
         return Route(self.name, kind, host, port, self.mid_first, self.prefer_amqp,
                      {"command_header": self.command_header,
-                      "dictionary": str(self.dictionary) if self.dictionary else None})
+                      "dictionary": str(self.dictionary) if self.dictionary else None,
+                      "safe_commands": self.safe_commands})
 
 
 @dataclass(frozen=True)
 class HubPortConfig:
+    """The built-in hub port (``[hub]``): where it listens, logins, permissions, images."""
+
     host: str = "127.0.0.1"
     port: int = 6093
     auth_port: int | None = None
-    passwords: Path | None = None
-    programs: Path | None = None
+    passwords: Path | None = None     # tron's ~/.tronpass.cfg ([hub] PROGRAM = password)
+    programs: Path | None = None      # tron's programs.json (perms' initial tables)
+    http_host: str = "localhost"      # hub httpRoot=[http_host, http_root] (tron's local.json)
+    http_root: str = "/"
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,10 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         h = r.table("hub")
         hub = HubPortConfig(h.string("host", "127.0.0.1"), h.port("port", 6093),
                             h.port("auth_port", None), h.path("passwords", None, base),
-                            h.path("programs", None, base))
+                            h.path("programs", None, base), h.string("http_host", "localhost"),
+                            h.string("http_root", "/"))
+        if hub.programs is not None and not hub.programs.is_file():
+            raise ConfigError("hub.programs", f"file {str(hub.programs)!r} not found")
         h.done()
     timeouts = r.table("timeouts")
     command = timeouts.number("command", 0.0)
@@ -191,7 +200,14 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
             amqp=a.boolean("amqp", lives != "amqp"), legacy_port=a.port("legacy_port", None),
             register=a.boolean("register", False), prefer_amqp=a.boolean("prefer_amqp", False),
             spec=a.string("spec", None), time_limit=a.number("time_limit", 0.0) or None,
+            safe_commands=a.string("safe_commands", None),
         )
+        if actor.safe_commands is not None:
+            try:
+                re.compile(actor.safe_commands)
+            except re.error as exc:
+                raise ConfigError(f"{key}.safe_commands",
+                                  f"not a valid regular expression: {exc}") from None
         a.done()
         if lives in ("legacy", "local") and actor.port is None:
             raise ConfigError(f"{key}.port", f"required for an actor that lives {lives!r}")

@@ -86,8 +86,6 @@ def run_session(port: int, actor_port_box: list[int], start_actor: Callable[[], 
 def normalize(line: str) -> tuple[Any, ...] | None:
     """What must be equal between Tron and us; None for lines deliberately not emulated."""
     reply = parse_hub_reply(line)
-    if reply.actor == "perms":
-        return None  # we have no perms actor
     values = keywords_to_json(reply.keywords)
     if reply.actor == "hub" and list(values) == ["route"]:
         return None  # our addition to `hub status`: where each routed actor lives now
@@ -99,8 +97,6 @@ def normalize(line: str) -> tuple[Any, ...] | None:
             value = ["*", listed[1]]
         elif name == "Commanders":  # nub names: loopclient.vN there, client.vN here
             value = ["nub"] * len(listed)
-        elif name == "Actors":
-            value = [a for a in listed if a != "perms"]
         elif name == "version" and reply.actor in ("hub", "keys_hub"):
             value = "*"
         elif name == "msg":

@@ -86,14 +86,14 @@ async def test_hub_verbs_and_keys(start_clu_shutter):
             await asyncio.sleep(0.2)
             assert await a.call("hub", "version") == ['a.b 1 hub : version="9.8.7"']
             assert await a.call("hub", "actors") == [
-                'a.b 2 hub i Actors="hub","keys","msg","shutter"', "a.b 2 hub : "]
+                'a.b 2 hub i Actors="perms","hub","keys","msg","shutter"', "a.b 2 hub : "]
             assert await a.call("hub", "commanders") == [
                 'a.b 3 hub i Commanders="client.v1","client.v2"', "a.b 3 hub i users",
                 "a.b 3 hub : "]
             for verb in ("status", "ping"):
                 lines = await a.call("hub", verb)
                 assert [l.split(" ", 4)[4] for l in lines] == [
-                    'version="9.8.7"', 'Actors="hub","keys","msg","shutter"',
+                    'version="9.8.7"', 'Actors="perms","hub","keys","msg","shutter"',
                     'Commanders="client.v1","client.v2"', "users",
                     "route=shutter,legacy,legacy", ""]
             assert await a.call("hub", "") == ["a.b 6 hub : "]
@@ -115,7 +115,7 @@ async def test_hub_verbs_and_keys(start_clu_shutter):
             assert everything[0].startswith(f"a.b {mid + 1} keys_shutter i ")
             assert "controller=" in everything[0] and "yourUserID=1" in everything[0]
             assert (await a.call("keys", "getFor=hub actors version"))[0] == (
-                f'a.b {mid + 2} keys_hub i Actors=hub,keys,msg,shutter; version=9.8.7')
+                f'a.b {mid + 2} keys_hub i Actors=perms,hub,keys,msg,shutter; version=9.8.7')
             assert await a.call("keys", "getFor=nosuch x") == [
                 f'a.b {mid + 3} keys f keysTxt="actor nosuch is not connected"']
             assert await a.call("keys", "foo") == [
@@ -143,7 +143,7 @@ async def test_nub_control_and_actor_restarts(start_clu_shutter):
             shutter.kill()
             lines = await a.read_until(lambda l: is_terminal_for(l, "a.b", slow))
             assert code(lines[-1]) == "f" and "Lost connection to actor shutter" in lines[-1]
-            await a.read_until(lambda l: l == '.hub 0 hub i Actors="hub","keys","msg"')
+            await a.read_until(lambda l: l == '.hub 0 hub i Actors="perms","hub","keys","msg"')
             assert (await a.call("shutter", "status"))[-1] == (
                 'a.b 4 hub f NoTarget="the target named shutter is not connected"')
 
@@ -236,7 +236,7 @@ async def test_route_changes_are_announced_and_followed():
         await a.quiet(0.1)
         router = hub.router
         await router.apply(RoutingTable([legacy_route("echo", echo.port)]))
-        await a.read_until(lambda l: l == '.hub 0 hub i Actors="hub","keys","msg","echo"')
+        await a.read_until(lambda l: l == '.hub 0 hub i Actors="perms","hub","keys","msg","echo"')
         assert (await a.call("echo", "hi"))[-1] == "a.b 1 echo : echo=hi"
         echo.broadcast("i", {"n": 1})
         await a.read_until(lambda l: l == ".echo 0 echo i n=1")
@@ -260,7 +260,7 @@ async def test_route_changes_are_announced_and_followed():
         await a.read_until(lambda l: l == "b.c 5 echo : slept=0.3")
 
         await router.apply(RoutingTable())
-        await a.read_until(lambda l: l == '.hub 0 hub i Actors="hub","keys","msg"')
+        await a.read_until(lambda l: l == '.hub 0 hub i Actors="perms","hub","keys","msg"')
         assert "NoTarget" in (await a.call("echo", "x"))[-1]
         assert (await a.call("hub", "startNubs echo"))[1] == (
             'a.b 4 hub w text="failed to start nub echo: no route for actor echo"')

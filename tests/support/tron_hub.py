@@ -26,6 +26,7 @@ from tests.support.processes import ManagedProcess
 PEERS_DIR = Path(__file__).resolve().parent.parent / "peers"
 LAUNCHER = PEERS_DIR / "run_tron_hub.py"
 LISTENER_NUB = "loopclient"
+AUTH_LISTENER_NUB = "loopauth"
 DEFAULT_INIT_CMDS = ("ping", "status", "version")
 TERMINAL_CODES = frozenset(":fF")
 
@@ -188,15 +189,27 @@ class TronHub:
     host: str = LOOPBACK
     ready_timeout: float = 30.0
     actors: dict[str, ActorEntry] = field(default_factory=dict)
+    #: With a port: also tron's authenticated TUI listener (``loopauth``) there, with
+    #: ``passwords`` (program -> password) in ``~/.tronpass.cfg`` (HOME = state dir).
+    auth_port: int | None = None
+    passwords: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir)
         for sub in (self.config_dir, self.log_dir, self.nub_dir):
             sub.mkdir(parents=True, exist_ok=True)
+        env = None
+        if self.auth_port is not None:
+            home = self.state_dir / "home"
+            home.mkdir(exist_ok=True)
+            lines = [f"{program} = {password}" for program, password in self.passwords.items()]
+            (home / ".tronpass.cfg").write_text("[hub]\n" + "\n".join(lines) + "\n")
+            env = {"HOME": str(home)}
         self.process = ManagedProcess(
             [sys.executable, str(LAUNCHER), "--state-dir", str(self.state_dir)],
             name="tron",
             log_dir=self.state_dir,
+            env=env,
             cwd=self.state_dir,
             ready_timeout=self.ready_timeout,
         )
@@ -370,11 +383,13 @@ class TronHub:
     def _write_config(self) -> None:
         hub_cfg = {"logDir": "$TRON_LOG_DIR", "vocabulary": ["perms", "hub", "keys", "msg"]}
         boot = [a.name for a in self.actors.values() if a.boot]
+        auth = [AUTH_LISTENER_NUB] if self.auth_port is not None else []
         local_cfg = {
             # The listener last: its READY line then means "booted".
-            "nubs": [*boot, LISTENER_NUB],
+            "nubs": [*boot, *auth, LISTENER_NUB],
             "actors": {a.name: a.config() for a in self.actors.values()},
             "commanderListener": {"host": self.host, "port": self.port},
+            "authListener": {"host": self.host, "port": self.auth_port},
             "httpHost": LOOPBACK,
             "httpRoot": "/",
         }
