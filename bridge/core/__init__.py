@@ -5,7 +5,9 @@ Both the legacy (Twisted TCP) side and the AMQP side build on these, so that
 """
 
 from .commands import (
+    TIMED_OUT,
     CommandHandle,
+    CommandObserver,
     CommandReplyListener,
     CommandStatus,
     CommandTable,
@@ -18,7 +20,7 @@ from .replies import Reply, error_keywords, failure
 from .routing import CommandTarget, PreferAmqpTarget, Route, Router, RoutingTable, no_target
 
 __all__ = [
-    "CommandHandle", "CommandReplyListener", "CommandStatus", "CommandTable", "IssuedCommands",
+    "CommandHandle", "CommandObserver", "CommandReplyListener", "TIMED_OUT", "CommandStatus", "CommandTable", "IssuedCommands",
     "ReplyCallback",
     "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
     "CachedKeyword", "KeywordCache", "KeywordCallback",

@@ -8,7 +8,7 @@ import inspect
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Container, Generator, Hashable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .replies import Reply, failure
 
@@ -16,6 +16,19 @@ log = logging.getLogger(__name__)
 
 ReplyCallback = Callable[[Reply], "Awaitable[None] | None"]
 K = TypeVar("K", bound=Hashable)
+
+#: How a command that exceeded its time limit fails (``error`` keyword's start).
+TIMED_OUT = "Command timed out after"
+
+
+class CommandObserver(Protocol):
+    """Watches one command (:meth:`CommandHandle.observe`): metrics, traffic logs."""
+
+    def command_reply(self, handle: "CommandHandle", reply: Reply) -> None:
+        """Each reply, as it is recorded (before the handle's callback sees it)."""
+
+    def command_ended(self, handle: "CommandHandle") -> None:
+        """Once, when the command has ended (after its terminal reply was recorded)."""
 
 
 class CommandStatus(str, enum.Enum):
@@ -49,6 +62,8 @@ class CommandHandle:
         #: The command this one carries out, when a target relays through another
         #: (a prefer-AMQP target's inner command for the handle it returned).
         self.on_behalf_of: CommandHandle | None = None
+        #: Told of each reply and of the end (see :meth:`observe`); None: nobody watches.
+        self.observer: CommandObserver | None = None
 
     def is_one_of(self, handles: Container[CommandHandle]) -> bool:
         """True if this command, or one it carries out (:attr:`on_behalf_of`), is in ``handles``."""
@@ -109,6 +124,11 @@ class CommandHandle:
         async with asyncio.timeout(timeout):
             return await asyncio.shield(self._finished)
 
+    def observe(self, observer: CommandObserver) -> None:
+        """Tell ``observer`` of every later reply and of the command's end, synchronously
+        (one observer per command: the place where it entered the bridge)."""
+        self.observer = observer
+
     def add_done_callback(self, callback: Callable[[CommandHandle], object]) -> None:
         """Call ``callback(handle)`` once the command has ended (soon, if it already has)."""
         self._finished.add_done_callback(lambda _f: callback(self))
@@ -119,6 +139,8 @@ class CommandHandle:
             log.debug("reply after the end of %r ignored: %s", self, reply)
             return False
         self.replies.append(reply)
+        if self.observer is not None:
+            self.observer.command_reply(self, reply)
         self._notify(reply)
         if reply.is_terminal:
             self._finish(CommandStatus.FAILED if reply.is_failure else CommandStatus.DONE)
@@ -138,7 +160,7 @@ class CommandHandle:
             self._timer = None
         if seconds is not None and not self.done():
             self._timer = asyncio.get_event_loop().call_later(
-                seconds, self.fail, f"Command timed out after {seconds:g} s.")
+                seconds, self.fail, f"{TIMED_OUT} {seconds:g} s.")
 
     def _finish(self, status: CommandStatus) -> None:
         self.status = status
@@ -147,6 +169,8 @@ class CommandHandle:
             self._timer = None
         if not self._finished.done():
             self._finished.set_result(self)
+        if self.observer is not None:
+            self.observer.command_ended(self)
 
     def _notify(self, reply: Reply) -> None:
         if self.callback is None:
