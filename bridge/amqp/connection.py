@@ -128,8 +128,12 @@ class AmqpChannel:
                 # After a reconnect, wait until *every* channel is restored (aio-pika
                 # restores them in no fixed order): a reply held during the outage
                 # must not go out before this process's own replies queue is back.
-                await self.owner.wait_connected(
-                    None if wait_until is None else max(wait_until - loop.time(), 0.0))
+                self.owner.held_publishes += 1
+                try:
+                    await self.owner.wait_connected(
+                        None if wait_until is None else max(wait_until - loop.time(), 0.0))
+                finally:
+                    self.owner.held_publishes -= 1
             try:
                 async with asyncio.timeout(timeout):
                     await self.channel.ready()
@@ -239,6 +243,8 @@ class AmqpConnection:
         self._owned_queues: set[str] = set()
         self._disconnect_listeners: list[DisconnectListener] = []
         self._reconnect_listeners: list[ReconnectListener] = []
+        #: Publishes (replies, commands) waiting for a lost broker to come back.
+        self.held_publishes = 0
 
     # -- state -----------------------------------------------------------------------
 

@@ -137,6 +137,10 @@ class ActorLink:
         self._ready = asyncio.Event()
         self._greeting_timer: asyncio.TimerHandle | None = None
         self.max_delay = max_delay
+        #: Times the link came up (reconnects: one less).
+        self.connects = 0
+        #: ``traffic(direction, line)`` for every line sent (``>``) and received (``<``).
+        self.traffic: Callable[[str, str], Any] | None = None
 
     def __repr__(self) -> str:
         return f"<ActorLink {self.name} {self.host}:{self.port} {self.state}>"
@@ -209,6 +213,8 @@ class ActorLink:
             return handle
         self._commands.add(mid, handle, time_limit)
         self._protocol.send_line(line)
+        if self.traffic is not None:
+            self.traffic(">", line)
         return handle
 
     def _format(self, text: str, mid: int, commander: str | None) -> str:
@@ -226,6 +232,7 @@ class ActorLink:
             return
         self.state = state
         if state == "connected":
+            self.connects += 1
             self._ready.set()
         else:
             self._ready.clear()
@@ -261,6 +268,8 @@ class ActorLink:
         self._set_state("connecting" if self._factory is not None else "disconnected")
 
     def _line(self, line: str) -> None:
+        if self.traffic is not None:
+            self.traffic("<", line)
         if not line.strip():
             return
         try:

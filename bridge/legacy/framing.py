@@ -71,6 +71,12 @@ class LineProtocol(Protocol):
         self._gauge: _UnsentGauge | None = None
         self._dropped = False
 
+    @property
+    def unsent(self) -> int:
+        """Bytes written while the peer was not reading fast enough (0 once it caught up)."""
+        gauge = self._gauge
+        return gauge.unsent if gauge is not None else 0
+
     # -- Twisted hooks -----------------------------------------------------------------
     def connectionMade(self) -> None:
         no_delay = getattr(self.transport, "setTcpNoDelay", None)

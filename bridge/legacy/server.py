@@ -256,6 +256,11 @@ class LegacyServer(ServerFactory):
         return {uid: conn.peer_host for uid, conn in sorted(self._users.items())}
 
     @property
+    def connections(self) -> list[LegacyConnection]:
+        """The connected clients' connections."""
+        return list(self._users.values())
+
+    @property
     def num_users(self) -> int:
         return len(self._users)
 
