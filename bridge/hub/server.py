@@ -220,6 +220,9 @@ class HubServer:
     rootDir)`` of the ``hub httpRoot`` keyword, where clients fetch images.
     """
 
+    #: Counts the commands of the hub port's clients (a BridgeMetrics), or None.
+    metrics: Any = None
+
     def __init__(self, router: Router, *, cache: KeywordCache | None = None,
                  host: str = LOOPBACK, port: int | None = 0, name: str = "hub",
                  version: str = __version__, auth: AuthConfig | None = None,
@@ -559,11 +562,15 @@ class HubServer:
     def _route(self, cmd: HubCommand) -> None:
         target = self.router.target(cmd.actor)
         if target is None or not is_connected(target):
+            if target is not None and self.metrics is not None:
+                self.metrics.refused(cmd.actor, "hub", cmd.commander, cmd.mid, "not connected")
             cmd.fail(text("NoTarget", no_target(cmd.actor)), source="hub")
             return
         relay = _Relay(self, cmd)
         handle = self.router.send_command(cmd.actor, cmd.text, commander=cmd.commander,
                                           callback=relay, time_limit=self.time_limit)
+        if self.metrics is not None:
+            self.metrics.track(cmd.actor, "hub", handle, cmd.commander, cmd.mid)
         self._issued.add(handle)
         actor_mid = handle.command_id
         cmd.queued(actor_mid if isinstance(actor_mid, int) else 0)

@@ -119,6 +119,9 @@ class AmqpFace:
     replies wait for a lost broker).
     """
 
+    #: Counts the commands this face receives (a BridgeMetrics), or None.
+    metrics: Any = None
+
     def __init__(self, connection: AmqpConnection, name: str, target: Any, *,
                  schema: dict[str, Any] | None = None,
                  time_limit: float | None = None,
@@ -181,9 +184,11 @@ class AmqpFace:
             await command.finish({"schema": json.dumps(self.schema)})
             return
         publisher = _ReplyPublisher(command, self.counters)
-        self._issued.add(self.target.send_command(
+        handle = self._issued.add(self.target.send_command(
             self.name, text, commander=command.commander_id, callback=publisher.add,
             time_limit=self.time_limit))
+        if self.metrics is not None:
+            self.metrics.track(self.name, "amqp", handle, command.commander_id, command.command_id)
         try:
             await publisher.finished
         finally:

@@ -53,6 +53,9 @@ def amqp_commander_id(legacy_commander: str | None, user_id: int, actor: str) ->
 class LegacyFace:
     """The legacy side of one AMQP actor (see the module docstring)."""
 
+    #: Counts the commands this face receives (a BridgeMetrics), or None.
+    metrics: Any = None
+
     def __init__(self, name: str, target: AmqpTarget, *, host: str = "127.0.0.1",
                  port: int = 0, mid_first: bool = False, version: str | None = None,
                  tron: Any = None, time_limit: float | None = None,
@@ -135,9 +138,13 @@ class LegacyFace:
             if not command.finished:  # e.g. failed by the server meanwhile
                 command.reply(reply.code, reply.keywords)
 
-        return self._issued.add(self.commands.send_command(
+        handle = self._issued.add(self.commands.send_command(
             self.name, command.text, commander=commander, callback=relay,
             time_limit=self.time_limit))
+        if self.metrics is not None:
+            self.metrics.track(self.name, "legacy", handle, commander,
+                               f"{command.user_id}.{command.mid}")
+        return handle
 
     def _on_command_reply(self, reply: Reply, handle: CommandHandle) -> None:
         """A reply to a command someone else sent through the target (the hub port): shown

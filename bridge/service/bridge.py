@@ -45,6 +45,7 @@ from ..relay.hub_target import HubTarget
 from ..relay.legacy_face import LegacyFace
 from .config import ActorConfig, BridgeConfig, load_config
 from .control import ControlActor
+from .monitoring import Monitoring
 from ..amqp.presence import amqp_actor_present
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class Bridge:
         self._lock = asyncio.Lock()
         #: Faces handed over by a reload whose accepted commands are still finishing.
         self._retiring: set[asyncio.Task[None]] = set()
+        #: Facts, health, metrics, traffic logs and the HTTP endpoint of this bridge.
+        self.monitoring = Monitoring(self)
 
     async def __aenter__(self) -> "Bridge":
         await self.start()
@@ -129,13 +132,15 @@ class Bridge:
         self.control = ControlActor(self.connection, cfg.name, self.status,
                                     self.reload_from_file if cfg.source else None,
                                     publish_timeout=cfg.publish_timeout,
-                                    reply_hold=cfg.reply_hold)
+                                    reply_hold=cfg.reply_hold, facts=self.monitoring.facts,
+                                    heartbeat=cfg.heartbeat)
         await self.control.start()
         self.router.add_listener(self._on_route_event)
         if cfg.hub is not None:
             await self._start_hub_port()
         if cfg.discover and self.tron is not None:
             self.cache.subscribe(self._on_hub_keywords, actor="hub")
+        await self.monitoring.start()
         log.info("bridge %s started: %d actor(s)", cfg.name, len(self.actors))
 
     async def stop(self) -> None:
@@ -160,6 +165,7 @@ class Bridge:
             await self.commander.stop()
         if self.connection is not None:
             await self.connection.stop()
+        await self.monitoring.stop()
         log.info("bridge %s stopped", self.config.name)
 
     async def reload_from_file(self) -> dict[str, list[str]]:
@@ -175,7 +181,7 @@ class Bridge:
         The bridge's name, broker, hub connection and hub port are fixed at start;
         a reload that changes them is refused (ValueError) and changes nothing.
         """
-        fixed = ("name", "tron_host", "tron_port", "hub")
+        fixed = ("name", "tron_host", "tron_port", "hub", "http")
         changed_fixed = [k for k in fixed if getattr(config, k) != getattr(self.config, k)]
         if changed_fixed:
             raise ValueError(f"cannot change {', '.join(changed_fixed)} without a restart")
@@ -266,12 +272,14 @@ class Bridge:
     async def _start_faces(self, rt: ActorRuntime) -> None:
         cfg = rt.config
         assert self.router is not None and self.connection is not None
+        self.monitoring.watch_actor(cfg.name)
         if cfg.lives != "amqp" and cfg.amqp:
             schema = rt.dictionary.json_schema() if rt.dictionary is not None else None
             face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),
                             schema=schema, time_limit=self._time_limit(cfg),
                             publish_timeout=self.config.publish_timeout,
                             reply_hold=self.config.reply_hold)
+            face.metrics = self.monitoring.metrics
             try:
                 await face.start()
                 rt.amqp_face = face
@@ -284,6 +292,7 @@ class Bridge:
                               mid_first=cfg.mid_first,
                               tron=self.tron if cfg.register else None,
                               time_limit=self._time_limit(cfg), commands=self.router)
+            face.metrics = self.monitoring.metrics
             await face.start()
             rt.legacy_face = face
 
@@ -328,10 +337,12 @@ class Bridge:
     def _legacy_target(self, route: Route) -> ActorLink:
         rt = self.actors.get(route.actor)
         dictionary = rt.dictionary if rt is not None else None
-        return ActorLink(route.actor, route.host or "127.0.0.1", route.port or 0,
+        link = ActorLink(route.actor, route.host or "127.0.0.1", route.port or 0,
                          mid_first=route.mid_first,
                          command_header=route.options.get("command_header", "commander"),
                          typer=dictionary.reply_to_json if dictionary is not None else None)
+        self.monitoring.watch_link(route.actor, link)
+        return link
 
     def _hub_target(self, route: Route) -> Any:
         if self.hub_target is None:
@@ -362,6 +373,7 @@ class Bridge:
                                     auth=auth, name=self.config.name,
                                     time_limit=self.config.command_time_limit,
                                     programs=programs, http_root=(hub.http_host, hub.http_root))
+        self.hub_server.metrics = self.monitoring.metrics
         await self.hub_server.start()
 
     def _on_route_event(self, actor: str, description: str, event: str) -> None:

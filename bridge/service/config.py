@@ -79,6 +79,33 @@ class HubPortConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The optional HTTP endpoint: ``/healthz`` and ``/metrics``."""
+
+    host: str = "127.0.0.1"
+    port: int = 8093
+
+
+@dataclass(frozen=True)
+class LogsConfig:
+    """Log files: the main log (``file``), their rotation, per-actor traffic logs."""
+
+    file: Path | None = None
+    rotate: str = "size"               # size | mjd
+    max_bytes: int = 10 * 1024 * 1024
+    backups: int = 5
+    mjd_offset: float = 0.3
+    traffic: Path | None = None        # directory of the per-actor traffic logs; None: off
+    commands: bool = True              # one line per command at its end (bridge.commands)
+
+    def rotation(self) -> Any:
+        """The :class:`~bridge.service.logs.Rotation` these settings describe."""
+        from .logs import Rotation
+
+        return Rotation(self.rotate, self.max_bytes, self.backups, self.mjd_offset)
+
+
+@dataclass(frozen=True)
 class ProcessConfig:
     """A helper program ``bridge serve`` starts once the broker is up (see processes.py)."""
 
@@ -104,6 +131,10 @@ class BridgeConfig:
     publish_timeout: float = 10.0  # an AMQP publish waits this long for the broker's confirm
     reply_hold: float = 60.0       # replies wait this long for a lost broker to come back
     drain_timeout: float = DEFAULT_DRAIN  # a reload lets a retired face's commands finish
+    http: HttpConfig | None = None
+    logs: LogsConfig = LogsConfig()
+    metrics: bool = True           # count commands (metrics, status keywords)
+    heartbeat: float = 60.0        # the control actor broadcasts alive_at this often; 0: never
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -161,6 +192,14 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         if hub.programs is not None and not hub.programs.is_file():
             raise ConfigError("hub.programs", f"file {str(hub.programs)!r} not found")
         h.done()
+    http = None
+    if "http" in data:
+        t = r.table("http")
+        http = HttpConfig(t.string("host", "127.0.0.1"), t.port("port", 8093))
+        t.done()
+    logs = _logs(r.table("logs"), base)
+    metrics = r.table("metrics")
+    control = r.table("control")
     timeouts = r.table("timeouts")
     command = timeouts.number("command", 0.0)
     config = BridgeConfig(
@@ -172,9 +211,11 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
         connect_timeout=timeouts.number("connect", 10.0),
         publish_timeout=timeouts.positive("publish", 10.0),
         reply_hold=timeouts.number("reply_hold", 60.0),
-        drain_timeout=timeouts.number("drain", DEFAULT_DRAIN), source=source,
+        drain_timeout=timeouts.number("drain", DEFAULT_DRAIN), http=http, logs=logs,
+        metrics=metrics.boolean("enabled", True), heartbeat=control.number("heartbeat", 60.0),
+        source=source,
     )
-    for t in (amqp, tron, timeouts):
+    for t in (amqp, tron, timeouts, metrics, control):
         t.done()
     r.done()
     _check(config)
@@ -223,6 +264,26 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
             raise ConfigError(f"{key}.dictionary", f"file {str(actor.dictionary)!r} not found")
         actors.append(actor)
     return tuple(actors)
+
+
+def _logs(t: "_Reader", base: Path) -> LogsConfig:
+    from .logs import ROTATIONS
+
+    max_bytes = t.number("max_bytes", 10 * 1024 * 1024)
+    if max_bytes != int(max_bytes):
+        raise ConfigError(t.key("max_bytes"), f"must be a whole number, not {max_bytes!r}")
+    backups = t.number("backups", 5)
+    if backups != int(backups):
+        raise ConfigError(t.key("backups"), f"must be a whole number, not {backups!r}")
+    offset = t._get("mjd_offset", 0.3)
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not -1 < offset < 1:
+        raise ConfigError(t.key("mjd_offset"), f"must be a number between -1 and 1 (a fraction "
+                                               f"of a day), not {offset!r}")
+    logs = LogsConfig(file=t.path("file", None, base), rotate=t.choice("rotate", ROTATIONS, "size"),
+                      max_bytes=int(max_bytes), backups=int(backups), mjd_offset=float(offset),
+                      traffic=t.path("traffic", None, base), commands=t.boolean("commands", True))
+    t.done()
+    return logs
 
 
 def _processes(table: "_Reader") -> tuple[ProcessConfig, ...]:

@@ -8,11 +8,28 @@ Keywords: ``bridge=<name>,<version>``, ``amqp=connected|down``,
 ``actorStatus=<name>,<lives>,<side>,<state>,<in flight>,<commands>,<replies>`` per
 actor; after a reload ``reloaded=<added>,<changed>,<removed>`` (counts) and
 ``routeChange=<actor>,<where>`` broadcasts whenever a route or side changes.
+
+With the monitoring facts (:mod:`bridge.service.monitoring`), ``status`` also gives
+the numbers ``/metrics`` and ``/healthz`` give, so Tron-side tools see them:
+``health=<ok|degraded|down>,"<why>"``, ``amqpLink=<connected|down>,<node>,<reconnects>,
+<publishes held for a lost broker>``, ``tronLink=<state>,<reconnects>``,
+``hubClients=<n>``, ``unsent=<bytes unread by slow clients>,<slow clients>``, one
+``actorLink=<actor>,<state>,<reconnects>`` per legacy actor link and, per actor and
+side its commands came from (``amqp``, ``legacy``, ``hub``),
+``actorCommands=<actor>,<side>,<received>,<done>,<failed>,<timed out>,<refused>,
+<in flight>,<replies relayed>,<seconds since the last reply, -1: none yet>`` and
+``actorRtt=<actor>,<side>,<commands timed>,<sum of their round trips, s>``.
+
+Every ``heartbeat`` seconds the actor broadcasts ``alive_at=<unix time>`` (clu's
+heartbeat keyword): on AMQP (``reply.broadcast``) and, through the hub port's mirror of
+the bridge's own actor, to every legacy client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -41,11 +58,43 @@ def status_replies(status: dict[str, Any]) -> list[dict[str, Any]]:
     if status.get("hub_port"):
         head["hubPort"] = status["hub_port"]
     bodies = [head]
+    facts = status.get("facts")
+    if facts is not None:
+        bodies += facts_replies(facts)
     for a in status["actors"]:
         c = a.get("counters", {})
         bodies.append({"actorStatus": [a["name"], a["lives"], a["side"] or a["lives"],
                                        a["state"] or "unknown", a["in_flight"],
                                        c.get("commands", 0), c.get("replies", 0)]})
+    return bodies
+
+
+def facts_replies(facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The monitoring keywords of ``status`` (see the module docstring)."""
+    from .health import assess
+
+    health = assess(facts)
+    amqp = facts["amqp"]
+    head: dict[str, Any] = {
+        "health": [health.status, health.reason],
+        "amqpLink": ["connected" if amqp["connected"] else "down", amqp["node"] or "",
+                     amqp["reconnects"], amqp["held_publishes"]],
+        "unsent": [facts["unsent_bytes"], facts["slow_clients"]],
+    }
+    if facts.get("tron") is not None:
+        head["tronLink"] = [facts["tron"]["state"], facts["tron"]["reconnects"]]
+    if facts.get("hub") is not None:
+        head["hubClients"] = facts["hub"]["clients"]
+    bodies = [head]
+    for actor in facts["actors"]:
+        if actor["link"] is not None:
+            bodies.append({"actorLink": [actor["name"], actor["link"], actor["reconnects"]]})
+        for side, c in sorted(actor["commands"].items()):
+            since = c["since_reply"]
+            bodies.append({"actorCommands": [
+                actor["name"], side, c["received"], c["done"], c["failed"], c["timeout"],
+                c["refused"], c["in_flight"], c["replies"], -1 if since is None else since]})
+            bodies.append({"actorRtt": [actor["name"], side, c["timed"], round(c["rtt_sum"], 6)]})
     return bodies
 
 
@@ -56,18 +105,37 @@ class ControlActor:
                  status: Callable[[], dict[str, Any]],
                  reload: Callable[[], Awaitable[dict[str, list[str]]]] | None = None, *,
                  publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
-                 reply_hold: float = DEFAULT_RECONNECT_WAIT) -> None:
+                 reply_hold: float = DEFAULT_RECONNECT_WAIT,
+                 facts: Callable[[], dict[str, Any]] | None = None,
+                 heartbeat: float = 0.0) -> None:
         self.name = name
         self.status = status
         self.reload = reload
+        self.facts = facts
+        self.heartbeat = heartbeat
+        self.connection = connection
+        self._heartbeat: asyncio.Task[None] | None = None
         self.endpoint = ActorEndpoint(connection, name, self._on_command,
                                       publish_timeout=publish_timeout, reconnect_wait=reply_hold)
 
     async def start(self) -> None:
         await self.endpoint.start()
+        if self.heartbeat > 0:
+            self._heartbeat = asyncio.ensure_future(self._beat())
 
     async def stop(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
         await self.endpoint.stop(f"The bridge {self.name} is stopping.")
+
+    async def _beat(self) -> None:
+        """``alive_at=<unix time>`` every :attr:`heartbeat` seconds while the broker is up
+        (a heartbeat held through an outage would say nothing true when it arrives)."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self.connection.connected:
+                await self.announce({"alive_at": round(time.time(), 3)})
 
     async def announce(self, body: dict[str, Any]) -> None:
         """Broadcast keywords (e.g. a route change) to every client."""
@@ -88,7 +156,10 @@ class ControlActor:
                 await command.reply("i", {"help": line})
             await command.finish()
         elif verb == "status":
-            for body in status_replies(self.status()):
+            status = self.status()
+            if self.facts is not None:
+                status = {**status, "facts": self.facts()}
+            for body in status_replies(status):
                 await command.reply("i", body)
             await command.finish()
         elif verb == "reload":
