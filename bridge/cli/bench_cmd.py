@@ -8,6 +8,8 @@ import json
 from ..bench.parse import DEFAULT_LOG, run_parse_benchmark
 from ..bench.load import add_arguments as add_load_arguments
 from ..bench.load import run_cli as run_load
+from ..bench.migrate import add_arguments as add_migrate_arguments
+from ..bench.migrate import run_cli as run_migrate
 from ..bench.relay import add_arguments as add_relay_arguments
 from ..bench.relay import run_cli as run_relay
 from ..bench.timing import format_table
@@ -52,6 +54,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "to its baseline. Exit status 1 if anything is off.")
     add_load_arguments(load)
     load.set_defaults(run=run_load)
+    migrate = bsub.add_parser(
+        "migrate", help="move an actor legacy -> AMQP (or back) while clients send: counts",
+        description="Run the migration walk-through (examples/migration/) under load: a hub-"
+                    "port client, a legacy-face client and a clu AMQP client each send at "
+                    "--rate commands/s while the shutter moves; print per phase and client "
+                    "kind what was sent, answered, failed (why), lost, duplicated, the "
+                    "longest wait, and how long each reload took to take effect. Exit "
+                    "status 1 if a command was lost, duplicated or failed without cause.")
+    add_migrate_arguments(migrate)
+    migrate.set_defaults(run=run_migrate)
 
 
 def run_hub(args: argparse.Namespace) -> int:
