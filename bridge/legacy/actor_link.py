@@ -7,6 +7,15 @@ a command in flight goes to that command; everything else is unsolicited output
 of the actor (broadcasts, replies to the actor's other clients) and goes to the
 reply listeners. When the connection drops, every command in flight fails at
 once, and the link reconnects with backoff.
+
+Per-actor settings of tron's nubs: the line terminator (``eol``: ``"\\r"`` for the TCC,
+both ways, as tron's ``ASCIIReplyDecoder(EOL='\\r', stripChars='\\n')`` and
+``ASCIICmdEncoder(EOL='\\r')``), the reply header order (``mid_first``), what is written
+before a command (``command_header``), and the init commands sent once the link is up
+(tron's ``initCmds``; sent by the link itself with ``send_init``, else by whoever owns
+the link, e.g. the hub port, which shows their replies as tron does). The greeting's
+keywords are stored in ``cache`` (a :class:`~bridge.core.KeywordCache`) under the actor's
+name, so ``keys getFor=<actor>`` returns them as tron does even when nobody listened yet.
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from twisted.internet.protocol import ReconnectingClientFactory
@@ -24,6 +33,7 @@ from ..core import (
     CommandHandle,
     CommandReplyListener,
     CommandTable,
+    KeywordCache,
     MidAllocator,
     Reply,
     ReplyCallback,
@@ -45,6 +55,10 @@ ReplyListener = Callable[[Reply], Any]
 
 #: How long to wait for the actor's first line before assuming it sends no greeting.
 GREETING_WAIT = 0.5
+#: Line terminators a link (and a legacy face) can speak.
+EOLS = ("\n", "\r")
+#: The commander of the init commands a link sends itself (tron's hub-internal one).
+INIT_COMMANDER = ".hub"
 
 _SEGMENT_JUNK = re.compile(r"[^A-Za-z0-9]")
 
@@ -72,6 +86,7 @@ class _ActorLinkProtocol(LineProtocol):
     def __init__(self, link: "ActorLink") -> None:
         super().__init__()
         self.link = link
+        self.eol = link.eol.encode()
 
     def connection_made(self) -> None:
         self.link._connected(self)
@@ -109,21 +124,36 @@ class ActorLink:
 
     ``mid_first`` selects the actor's reply header order; ``command_header`` what the
     link writes before the text (``commander``: ``cmdr mid text`` like tron's SDSS
-    nubs, ``mid``: ``mid text``, ``cid-mid``: ``cid mid text`` like the MCP nub).
+    nubs, ``mid``: ``mid text`` like the TCC nub, ``cid-mid``: ``cid mid text`` like the
+    MCP nub); ``eol`` the line terminator both ways (``"\\n"`` or ``"\\r"``).
     ``typer`` (optional, e.g. a keyword dictionary's ``reply_to_json``) gives typed
-    JSON values for the replies.
+    JSON values for the replies. ``init_commands``: what the actor is sent each time
+    the link comes up; the link sends them itself only with ``send_init`` (else the
+    owner does, see :attr:`init_commands`). ``cache``: where the greeting's keywords
+    are stored.
     """
 
     def __init__(self, name: str, host: str = "127.0.0.1", port: int = 0, *,
                  mid_first: bool = False, command_header: CommandHeader = "commander",
                  typer: Callable[[tuple], dict[str, Any]] | None = None,
-                 max_delay: float = 10.0) -> None:
+                 max_delay: float = 10.0, eol: str = "\n",
+                 init_commands: Iterable[str] = (), send_init: bool = False,
+                 cache: KeywordCache | None = None) -> None:
+        if eol not in EOLS:
+            raise ValueError(f"actor {name}: eol must be one of {EOLS!r}, not {eol!r}")
         self.name = name
         self.host = host
         self.port = port
         self.mid_first = mid_first
         self.command_header = command_header
         self.typer = typer
+        self.eol = eol
+        #: Sent to the actor each time the link comes up (tron's ``initCmds``).
+        self.init_commands = tuple(init_commands)
+        self.send_init = send_init
+        self.cache = cache
+        #: The keywords of the actor's greeting on the current connection (None: none yet).
+        self.greeting: tuple | None = None
         self.state: LinkState = "disconnected"
         self.cid: int | None = None
         self._protocol: _ActorLinkProtocol | None = None
@@ -237,15 +267,27 @@ class ActorLink:
         else:
             self._ready.clear()
         log.info("actor %s (%s:%d): %s", self.name, self.host, self.port, state)
+        if state == "connected" and self.send_init:
+            self._send_init_commands()
         for listener in list(self._state_listeners):
             try:
                 listener(state)
             except Exception:
                 log.exception("state listener of %r failed", self)
 
+    def _send_init_commands(self) -> None:
+        """Send the init commands (replies reach the command-reply listeners, e.g. the
+        AMQP face's broadcasts); a failure is logged, never raised."""
+        for text in self.init_commands:
+            handle = self.send_command(self.name, text, commander=INIT_COMMANDER)
+            if handle.failed:
+                log.warning("actor %s: init command %r failed: %s", self.name, text,
+                            handle.replies[-1].json if handle.replies else "")
+
     def _connected(self, protocol: _ActorLinkProtocol) -> None:
         self._protocol = protocol
         self.cid = None
+        self.greeting = None
         loop = asyncio.get_event_loop()
         self._greeting_timer = loop.call_later(GREETING_WAIT, self._greeting_done)
 
@@ -281,12 +323,17 @@ class ActorLink:
                 log.warning("actor %s: unparseable line skipped (%s): %r", self.name, exc, line)
                 return
             parsed, keywords = recovered
+        values = self.typer(keywords) if self.typer is not None else None
         if self.cid is None and self._greeting_timer is not None:
             self.cid = parsed.cid  # the first line after connect carries our cid
             self._greeting_timer.cancel()
             self._greeting_timer = None
+            self.greeting = keywords
+            if self.cache is not None and keywords:
+                # tron caches every line it reads, the greeting too; a listener may not
+                # be there yet (the hub port starts after the links), so store it here.
+                self.cache.update(self.name, values if values is not None else keywords)
             self._set_state("connected")
-        values = self.typer(keywords) if self.typer is not None else None
         ours = parsed.mid != 0 and (self.cid is None or parsed.cid == self.cid)
         handle = self._commands.get(parsed.mid) if ours else None
         if handle is not None:

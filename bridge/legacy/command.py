@@ -23,15 +23,12 @@ import enum
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from ..core import CommandHandle, ReplyCallback
 from ..protocol import FAILURE_CODES, Keyword, is_terminal, json_to_keyword
 from ..protocol.lexical import NAME
 from .server import IncomingLegacyCommand
-
-if TYPE_CHECKING:
-    from .actor import LegacyActor
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +46,19 @@ class Commander(Protocol):
     def send_command(self, actor: str, text: str, *, commander: str | None = None,
                      callback: ReplyCallback | None = None,
                      time_limit: float | None = None) -> CommandHandle: ...
+
+
+class CommandOwner(Commander, Protocol):
+    """What a :class:`Command` needs of the actor that runs it (a
+    :class:`~bridge.legacy.actor.LegacyActor`): its name, the commander name it uses,
+    and a way to send commands to other actors. (A protocol, so that this module does
+    not import ``actor``, which imports it.)"""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def commander_name(self) -> str: ...
 
 
 def _plain(value: Any) -> Any:
@@ -106,7 +116,7 @@ class Command:
     from the command line. ``status`` is ``"running"``, ``"done"`` or ``"failed"``.
     """
 
-    def __init__(self, actor: LegacyActor, incoming: IncomingLegacyCommand, verb: str = "",
+    def __init__(self, actor: CommandOwner, incoming: IncomingLegacyCommand, verb: str = "",
                  arguments: str = "") -> None:
         self.actor = actor
         self.incoming = incoming

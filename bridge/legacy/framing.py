@@ -1,6 +1,9 @@
 """Line framing on Twisted TCP connections, robust against bad input.
 
-Lines end with ``\\n``; a ``\\r`` before it is dropped, so ``\\r\\n`` works too.
+Lines end with ``\\n``; a ``\\r`` before it is dropped, so ``\\r\\n`` works too. A
+connection whose :attr:`LineProtocol.eol` is ``\\r`` (the TCC's framing: tron's
+``ASCIIReplyDecoder(EOL='\\r', stripChars='\\n')`` and ``ASCIICmdEncoder(EOL='\\r')``)
+ends lines with ``\\r`` both ways and drops every ``\\n`` from what it reads.
 A line longer than ``max_line_length`` bytes is discarded up to its end and
 reported once through :meth:`LineProtocol.line_too_long` (the connection stays
 up); bytes that are not UTF-8 are decoded with U+FFFD replacement characters and
@@ -59,7 +62,8 @@ class LineProtocol(Protocol):
     """A Twisted protocol that delivers decoded lines to :meth:`line_received`."""
 
     max_line_length: int = DEFAULT_MAX_LINE_LENGTH
-    #: Line terminator written by :meth:`send_line`.
+    #: Line terminator, written by :meth:`send_line` and split on when reading:
+    #: ``b"\n"`` (a ``\r`` before it is dropped) or ``b"\r"`` (every ``\n`` is dropped).
     eol: bytes = b"\n"
     #: Bytes the peer may leave unread before the connection is dropped (None: no bound).
     max_unsent: int | None = None
@@ -89,13 +93,16 @@ class LineProtocol(Protocol):
         self.connection_made()
 
     def dataReceived(self, data: bytes) -> None:
+        eol = self.eol
+        if eol != b"\n":
+            data = data.replace(b"\n", b"")  # tron's stripChars='\n' for CR-framed peers
         if self._discarding:
-            end = data.find(b"\n")
+            end = data.find(eol)
             if end < 0:
                 return
             self._discarding = False
             data = data[end + 1:]
-        lines = (self._buffer + data).split(b"\n")
+        lines = (self._buffer + data).split(eol)
         self._buffer = lines.pop()
         for raw in lines:
             if len(raw) > self.max_line_length:

@@ -5,7 +5,9 @@
 :class:`CommandHandler`. It knows nothing about verbs or arguments, so the same
 server fronts :class:`~bridge.legacy.actor.LegacyActor` and the bridge's relay.
 
-Wire behaviour (``cid mid code`` header order, or ``mid cid code`` with ``mid_first``):
+Wire behaviour (``cid mid code`` header order, or ``mid cid code`` with ``mid_first``;
+lines end with ``\\n``, or with ``\\r`` both ways with ``eol="\\r"``, the TCC's framing
+that tron's TCC nub speaks):
 
 * Users: each connection gets a user id, 1 if nobody is connected, else the highest
   connected id + 1 (clu's rule; ids are reused once the highest one leaves).
@@ -169,6 +171,7 @@ class LegacyConnection(LineProtocol):
         self.server = server
         self.max_line_length = server.max_line_length
         self.max_unsent = server.max_unsent
+        self.eol = server.eol.encode()
         self.user_id = 0
         self.peer_host = ""
         self.connected = False
@@ -224,8 +227,11 @@ class LegacyServer(ServerFactory):
                  host: str = LOOPBACK, port: int = 0, version: str | None = None,
                  mid_first: bool = False,
                  max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
-                 max_unsent: int | None = DEFAULT_MAX_UNSENT) -> None:
+                 max_unsent: int | None = DEFAULT_MAX_UNSENT, eol: str = "\n") -> None:
+        if eol not in ("\n", "\r"):
+            raise ValueError(f"{name}: eol must be '\\n' or '\\r', not {eol!r}")
         self.handler = handler
+        self.eol = eol
         self.name = name
         self.host = host
         self.port = port

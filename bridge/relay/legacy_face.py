@@ -59,7 +59,8 @@ class LegacyFace:
     def __init__(self, name: str, target: AmqpTarget, *, host: str = "127.0.0.1",
                  port: int = 0, mid_first: bool = False, version: str | None = None,
                  tron: Any = None, time_limit: float | None = None,
-                 mirror_internal: bool = False, commands: CommandTarget | None = None) -> None:
+                 mirror_internal: bool = False, commands: CommandTarget | None = None,
+                 eol: str = "\n") -> None:
         self.name = name
         self.target = target
         #: Where commands go: the router (by the actor's current route) or the AMQP target.
@@ -71,7 +72,7 @@ class LegacyFace:
         self.time_limit = time_limit
         self.mirror_internal = mirror_internal
         self.server = LegacyServer(self, name=name, host=host, port=port, version=version,
-                                   mid_first=mid_first)
+                                   mid_first=mid_first, eol=eol)
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0}
         #: Handles of the commands this face sent (their replies go to their connections).
         self._issued = IssuedCommands()

@@ -289,7 +289,7 @@ class Bridge:
         if cfg.legacy_port is not None and rt.legacy_face is None:
             assert self.amqp_target is not None
             face = LegacyFace(cfg.name, self.amqp_target, port=cfg.legacy_port,
-                              mid_first=cfg.mid_first,
+                              mid_first=cfg.mid_first, eol=cfg.eol,
                               tron=self.tron if cfg.register else None,
                               time_limit=self._time_limit(cfg), commands=self.router)
             face.metrics = self.monitoring.metrics
@@ -337,10 +337,15 @@ class Bridge:
     def _legacy_target(self, route: Route) -> ActorLink:
         rt = self.actors.get(route.actor)
         dictionary = rt.dictionary if rt is not None else None
+        # With a hub port, the port sends the init commands (its clients see their
+        # replies as tron shows them); without one, the link sends them itself.
         link = ActorLink(route.actor, route.host or "127.0.0.1", route.port or 0,
                          mid_first=route.mid_first,
                          command_header=route.options.get("command_header", "commander"),
-                         typer=dictionary.reply_to_json if dictionary is not None else None)
+                         typer=dictionary.reply_to_json if dictionary is not None else None,
+                         eol=route.options.get("eol", "\n"),
+                         init_commands=route.options.get("init_cmds", ()),
+                         send_init=self.config.hub is None, cache=self.cache)
         self.monitoring.watch_link(route.actor, link)
         return link
 
@@ -485,7 +490,8 @@ def _build_local(cfg: ActorConfig, base: Path | None) -> Any:
 def _same_legacy_face(old: ActorConfig, new: ActorConfig) -> bool:
     """True if ``new`` wants the legacy face ``old`` has (so the running one is kept)."""
     return (new.legacy_port is not None and old.legacy_port == new.legacy_port
-            and old.mid_first == new.mid_first and old.register == new.register)
+            and old.mid_first == new.mid_first and old.register == new.register
+            and old.eol == new.eol)
 
 
 async def _drain(in_flight: Any, timeout: float) -> bool:

@@ -22,6 +22,8 @@ from ..core.routing import Route, RoutingTable
 
 LIVES = ("legacy", "hub", "amqp", "local")
 COMMAND_HEADERS = ("commander", "mid", "cid-mid")
+#: Line terminators of a legacy actor (``[actors.X] eol``): LF, or CR as the TCC's.
+EOLS = ("\n", "\r")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 #: ``[timeouts] drain``: seconds a reload lets the commands a changed or removed actor's
 #: old face had accepted finish on their old path before they are failed.
@@ -54,15 +56,22 @@ class ActorConfig:
     spec: str | None = None          # local actors: "module:callable" returning a LegacyActor
     time_limit: float | None = None
     safe_commands: str | None = None  # hub port: commands any logged-in program may send
+    eol: str = "\n"                  # line terminator both ways ("\r": the TCC's framing)
+    init_commands: tuple[str, ...] | None = None  # sent when the link comes up (None: hub's)
+    needs_auth: bool = True          # hub port: locked unless a program is allowed (tron)
 
     def route(self) -> Route:
         """This actor's entry in the routing table."""
         kind = "legacy" if self.lives == "local" else self.lives
         host, port = (self.host, self.port) if self.lives in ("legacy", "local") else (None, None)
-        return Route(self.name, kind, host, port, self.mid_first, self.prefer_amqp,
-                     {"command_header": self.command_header,
-                      "dictionary": str(self.dictionary) if self.dictionary else None,
-                      "safe_commands": self.safe_commands})
+        options: dict[str, Any] = {
+            "command_header": self.command_header,
+            "dictionary": str(self.dictionary) if self.dictionary else None,
+            "safe_commands": self.safe_commands, "eol": self.eol,
+            "needs_auth": self.needs_auth}
+        if self.init_commands is not None:
+            options["init_cmds"] = self.init_commands
+        return Route(self.name, kind, host, port, self.mid_first, self.prefer_amqp, options)
 
 
 @dataclass(frozen=True)
@@ -242,6 +251,8 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
             register=a.boolean("register", False), prefer_amqp=a.boolean("prefer_amqp", False),
             spec=a.string("spec", None), time_limit=a.number("time_limit", 0.0) or None,
             safe_commands=a.string("safe_commands", None),
+            eol=a.choice("eol", EOLS, "\n"), init_commands=a.strings("init_commands", None),
+            needs_auth=a.boolean("needs_auth", True),
         )
         if actor.safe_commands is not None:
             try:
@@ -257,6 +268,13 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
         if lives == "amqp" and actor.port is not None:
             raise ConfigError(f"{key}.port", "an AMQP actor has no port; use legacy_port for "
                                              "its legacy face")
+        if actor.eol != "\n" and (lives in ("local", "hub")
+                                   or (lives == "amqp" and actor.legacy_port is None)):
+            raise ConfigError(f"{key}.eol", "applies to a legacy actor's link or an AMQP "
+                                            "actor's legacy face (legacy_port) only")
+        if actor.init_commands is not None and lives in ("amqp", "hub"):
+            raise ConfigError(f"{key}.init_commands", "applies to a legacy or local actor "
+                              "only (a Tron hub sends its own nubs' init commands)")
         if actor.prefer_amqp and (lives == "amqp" or actor.amqp):
             raise ConfigError(f"{key}.prefer_amqp", "needs a legacy/hub actor with amqp = false "
                               "(a bridge that serves the actor on AMQP holds its AMQP name)")
@@ -380,10 +398,24 @@ class _Reader:
             raise ConfigError(self.key(name), f"must be a port number (0-65535), not {value!r}")
         return value
 
+    def strings(self, name: str, default: Any) -> Any:
+        """A list of strings (as a tuple); each one a single line."""
+        value = self._get(name, default)
+        if value is default:
+            return value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(self.key(name), f"must be a list of strings, not {value!r}")
+        for v in value:
+            if "\n" in v or "\r" in v or not v.strip():
+                raise ConfigError(self.key(name), f"each entry must be one non-empty line, "
+                                                  f"not {v!r}")
+        return tuple(value)
+
     def choice(self, name: str, choices: tuple[str, ...], default: str | None) -> Any:
         value = self._get(name, default)
         if value is not default and value not in choices:
-            raise ConfigError(self.key(name), f"must be one of {', '.join(choices)}, "
+            shown = ", ".join(c if c.isprintable() else repr(c) for c in choices)
+            raise ConfigError(self.key(name), f"must be one of {shown}, "
                                               f"not {value!r}")
         return value
 

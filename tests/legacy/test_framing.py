@@ -58,3 +58,23 @@ def test_send_line_appends_lf():
     p.send_line("1 2 : text=\"caf\u00e9\"")
     p.send_lines(["a", "b"])
     assert t.value() == '1 2 : text="café"\na\nb\n'.encode()
+
+
+def test_cr_framing_as_tron_tcc_nub_reads_and_writes():
+    """eol = CR (tron's TCC nub: decoder EOL='\\r', stripChars='\\n'; encoder EOL='\\r')."""
+    p, t = connected()
+    p.eol = b"\r"
+    for chunk in (b"19 11 I A=1\r", b"19 11 : B=\n2\r\n20 ", b"11 I C=3\r0 0 I D", b"=4\r"):
+        p.dataReceived(chunk)
+    assert p.lines == ["19 11 I A=1", "19 11 : B=2", "20 11 I C=3", "0 0 I D=4"]
+    p.send_line("7 show users")
+    p.send_lines(["8 a", "9 b"])
+    assert t.value() == b"7 show users\r8 a\r9 b\r"
+
+
+def test_cr_framing_discards_an_overlong_line_up_to_its_cr():
+    p, _ = connected()
+    p.eol = b"\r"
+    p.dataReceived(b"x" * 40 + b"\nmore")
+    p.dataReceived(b"x\rok\r")
+    assert p.lines == ["ok"] and len(p.too_long) == 1
