@@ -1,4 +1,9 @@
-"""`bridge serve`: run the bridge from a configuration file until SIGINT/SIGTERM."""
+"""`bridge serve`: run the bridge from a configuration file until SIGINT/SIGTERM.
+
+Under systemd (``Type=notify``, see examples/systemd/) it reports ``READY=1`` once it
+serves, ``RELOADING=1`` then ``READY=1`` around a reload (SIGHUP), ``STOPPING=1`` when it
+stops, and pings the watchdog when the unit sets ``WatchdogSec=``.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="TOML configuration file")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error"])
-    p.add_argument("--log-file", default=None, help="also log to this file (rotated)")
+    p.add_argument("--log-file", default=None,
+                   help="also log to this file (rotated as [logs] says; default [logs] file)")
     p.add_argument("--ready-file", default=None,
                    help="write the AMQP URL and ports here once serving (for scripts)")
     p.set_defaults(run=run)
@@ -40,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime import run_sync
     from ..service.logs import setup_logging
 
-    setup_logging(args.log_level, args.log_file)
+    log_file = args.log_file or config.logs.file
+    setup_logging(args.log_level, log_file, rotation=config.logs.rotation())
     try:
         return int(run_sync(lambda: serve(config, args.ready_file)) or 0)
     except ConfigError as exc:
@@ -56,8 +63,10 @@ async def serve(config: Any, ready_file: str | None = None) -> int:
     """Start the bridge (and a private broker if needed), run until a stop signal."""
     from ..service.bridge import Bridge
     from ..service.broker import RabbitMQBroker
+    from ..service.notify import SystemdNotifier
 
     loop = asyncio.get_running_loop()
+    notifier = SystemdNotifier()
     broker = None
     url = config.amqp_url
     if url is None:
@@ -74,21 +83,26 @@ async def serve(config: Any, ready_file: str | None = None) -> int:
         programs = await _start_programs(config, url, bridge)
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(_reload(bridge)))
+        loop.add_signal_handler(signal.SIGHUP,
+                                lambda: asyncio.ensure_future(_reload(bridge, notifier)))
         banner = _banner(bridge, url, broker is not None)
         print(banner, flush=True)
         if ready_file:
             with open(ready_file + ".tmp", "w", encoding="utf-8") as f:
                 json.dump({"amqp_url": url, "status": bridge.status()}, f)
             os.replace(ready_file + ".tmp", ready_file)
+        notifier.ready(f"serving {len(bridge.actors)} actor(s)")
+        notifier.start_watchdog()
         await stop.wait()
         log.info("stopping: failing commands in flight, releasing queues")
+        notifier.stopping()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         for program in reversed(programs):
             await program.stop()
         await bridge.stop()
+        notifier.close()
         if broker is not None:
             await loop.run_in_executor(None, broker.cleanup)
     return 0
@@ -111,12 +125,18 @@ async def _start_programs(config: Any, url: str, bridge: Any) -> list[Any]:
     return programs
 
 
-async def _reload(bridge: Any) -> None:
+async def _reload(bridge: Any, notifier: Any = None) -> None:
+    if notifier is not None:
+        notifier.reloading()
     try:
         diff = await bridge.reload_from_file()
         log.info("reloaded %s: %s", bridge.config.source, diff)
+        status = f"serving {len(bridge.actors)} actor(s); reloaded"
     except Exception as exc:
         log.error("reload failed, configuration unchanged: %s", exc)
+        status = f"reload failed, configuration unchanged: {exc}"
+    if notifier is not None:
+        notifier.ready(status)
 
 
 def _banner(bridge: Any, url: str, private: bool) -> str:
@@ -132,4 +152,8 @@ def _banner(bridge: Any, url: str, private: bool) -> str:
         lines.append(f"  actor {a['name']}: {where}; "
                      f"bridge send --amqp {url} {a['name']} ping")
     lines.append(f"  status: bridge status --amqp {url} --name {status['name']}")
+    http = bridge.monitoring.http
+    if http is not None:
+        lines.append(f"  health: bridge check --http {http.host}:{http.port}   "
+                     f"metrics: http://{http.host}:{http.port}/metrics")
     return "\n".join(lines)
