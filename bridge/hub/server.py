@@ -313,7 +313,7 @@ class HubServer:
         self._watch_targets()
         self._actors = self.actor_names()
         for actor in self._actors:
-            if actor not in OWN_ACTORS:
+            if actor not in OWN_ACTORS and self._needs_auth(actor):
                 self.perms.add_actors([actor])
         self.cache.update("hub", {"version": self.version, "httpRoot": list(self.http_root),
                                   "Actors": self._actors})
@@ -404,7 +404,8 @@ class HubServer:
             if self._running:
                 self.inform(strings("Actors", names))
                 for actor in names:
-                    if actor not in before and actor not in OWN_ACTORS:
+                    if actor not in before and actor not in OWN_ACTORS and \
+                            self._needs_auth(actor):
                         self.perms.add_actors([actor])
 
     def inform(self, *keywords: Keyword, code: str = "i") -> None:
@@ -591,14 +592,19 @@ class HubServer:
             target = self.router.target(actor)
             if target is None or not is_connected(target):
                 return True  # NoTarget comes first, as in tron
-            route = self.router.table.get(actor)
-            needs_auth = bool(route.options.get("needs_auth", True)) if route else True
+            needs_auth = self._needs_auth(actor)
         if self.perms.check_access(conn.client.program, actor, cmd.text, cmd,
                                    self._safe_pattern(actor), needs_auth):
             return True
         cmd.fail(text("NoPermission", f"you do not have permission to command {actor} "
                                       f"{cmd.text}"), source="hub")
         return False
+
+    def _needs_auth(self, actor: str) -> bool:
+        """Whether a routed actor is subject to permissions (``options["needs_auth"]``,
+        tron's nub ``needsAuth``; such actors are not registered with perms either)."""
+        route = self.router.table.get(actor)
+        return bool(route.options.get("needs_auth", True)) if route is not None else True
 
     def _safe_pattern(self, actor: str) -> re.Pattern[str] | None:
         """The actor's safe-commands pattern: the hub's and perms' own as in tron, a

@@ -190,10 +190,11 @@ async def log_in(port: int, program: str, password: str, user: str = "john") -> 
 
 @aio_test
 async def test_refusals_say_why_first_and_safe_commands_are_per_actor():
-    async with echo_actor("tcc") as tcc, echo_actor("toy") as toy:
+    async with echo_actor("tcc") as tcc, echo_actor("toy") as toy, echo_actor("boss") as boss:
         tcc_route = legacy_route("tcc", tcc.port, options={"safe_commands": TCC_SAFE})
+        boss_route = legacy_route("boss", boss.port, options={"needs_auth": False})
         async with running_hub(
-                [tcc_route, legacy_route("toy", toy.port)],
+                [tcc_route, legacy_route("toy", toy.port), boss_route],
                 auth=AuthConfig(PASSWORDS, load_programs(DATA / "programs.json"))) as hub:
             watcher = await RawCommander.connect(hub.port, "watch.er")
             guest = await log_in(hub.auth_port, "guest", "welcome", "bob")
@@ -208,6 +209,10 @@ async def test_refusals_say_why_first_and_safe_commands_are_per_actor():
             # toy has no pattern of its own: the hub-wide default.
             guest.send_raw(tui_line(7, "toy", "ping"))
             await guest.read_until(lambda l: l == "GUEST.bob 7 toy : echo=ping")
+            # An actor that needs no auth (tron's boss nub) is free, and not in perms.
+            guest.send_raw(tui_line(9, "boss", "expose"))
+            await guest.read_until(lambda l: l == "GUEST.bob 9 boss : echo=expose")
+            assert "boss" not in hub.perms.actors and "toy" in hub.perms.actors
 
             # An unknown program: permsTxt to it (source: the actor) and from .perms, then f.
             nobody = await log_in(hub.auth_port, "nobody", "x", "z")
