@@ -27,6 +27,8 @@ import enum
 import time
 from collections.abc import Callable, Mapping
 
+from .commands import CommandHandle
+
 
 class HandoverState(str, enum.Enum):
     """Where a face stands in its hand-over."""
@@ -83,6 +85,32 @@ def retired_error(actor: str) -> str:
     """The error of a command that reached a face after its actor was removed."""
     return (f"Actor {actor} is no longer served here: it was removed from the bridge's "
             "configuration.")
+
+
+class RunningCommands:
+    """The commands one part (a route's target) started and that have not ended: what its
+    drain waits for, and what it fails when the drain limit runs out. For targets whose
+    lower layer is shared by several actors (the hub connection, the AMQP commander)."""
+
+    def __init__(self) -> None:
+        self._handles: set[CommandHandle] = set()
+
+    def add(self, handle: CommandHandle) -> CommandHandle:
+        """Track ``handle`` until it ends; return it."""
+        if not handle.done():
+            self._handles.add(handle)
+            handle.add_done_callback(self._handles.discard)
+        return handle
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def fail_all(self, error: str) -> int:
+        """Fail every command still running with ``error``; return how many."""
+        handles = list(self._handles)
+        for handle in handles:
+            handle.fail(error)
+        return len(handles)
 
 
 class Handover:
@@ -143,4 +171,4 @@ class Handover:
 
 
 __all__ = ["ACCEPTING", "TRANSITIONS", "Handover", "HandoverError", "HandoverEvent",
-           "HandoverState", "drain_limit_error", "retired_error"]
+           "HandoverState", "RunningCommands", "drain_limit_error", "retired_error"]

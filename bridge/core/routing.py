@@ -5,8 +5,9 @@ over TCP, an actor reached through a Tron hub, an AMQP actor, or an actor hosted
 this process). The :class:`Router` keeps one live *target* per route (an object with
 ``send_command``) and sends every command through it. Replacing the table
 (:meth:`Router.apply`) starts the targets of new routes, keeps unchanged ones, and
-stops replaced targets only after their commands in flight have ended, so a reload
-loses no command and drops no client.
+stops replaced targets only after their commands in flight have ended (at most
+:attr:`Router.drain_limit` seconds: then those still running fail, saying so), so a
+reload loses no command and drops no client.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from .commands import CommandHandle, ReplyCallback
+from .handover import RunningCommands, drain_limit_error
 from .replies import Reply
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,9 @@ class Router:
         self._amqp_presence = amqp_presence
         #: How long a reload waits for a replaced route's new target to connect.
         self.switch_timeout = 5.0
+        #: How long a replaced target's commands may run on before they are failed
+        #: (``[timeouts] drain``).
+        self.drain_limit = 30.0
         self._pending_table = table
 
     # -- lifecycle -------------------------------------------------------------------
@@ -235,10 +240,22 @@ class Router:
         return target
 
     def _drain(self, entry: _Live) -> None:
+        limit = self.drain_limit
+
         async def drain() -> None:
-            while getattr(entry.target, "in_flight", 0):
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + limit
+            while getattr(entry.target, "in_flight", 0) and loop.time() < deadline:
                 await asyncio.sleep(0.05)
-            await _maybe_call(entry.target, "stop")
+            running = getattr(entry.target, "in_flight", 0)
+            if running:
+                log.warning("actor %s: %d command(s) on the replaced route (%s) still running "
+                            "after the drain limit (%g s): failing them", entry.route.actor,
+                            running, entry.route.describe(), limit)
+                await _maybe_call(entry.target, "stop",
+                                  drain_limit_error(entry.route.actor, limit))
+            else:
+                await _maybe_call(entry.target, "stop")
 
         task = asyncio.ensure_future(drain())
         self._draining.add(task)
@@ -279,10 +296,13 @@ class PreferAmqpTarget:
         self.primary_side = primary_side
         self.side = primary_side
         self._task: asyncio.Task[None] | None = None
+        #: Commands sent to the AMQP side (the AMQP target is shared by every actor).
+        self._amqp_running = RunningCommands()
 
     @property
     def in_flight(self) -> int:
-        return getattr(self.primary, "in_flight", 0) + getattr(self.amqp, "in_flight", 0)
+        """This actor's commands: on the primary's own link, and those sent to AMQP."""
+        return getattr(self.primary, "in_flight", 0) + len(self._amqp_running)
 
     @property
     def connected(self) -> bool:
@@ -294,12 +314,16 @@ class PreferAmqpTarget:
         await self.poll()
         self._task = asyncio.ensure_future(self._poll_forever())
 
-    async def stop(self) -> None:
+    async def stop(self, reason: str | None = None) -> None:
+        """Stop polling and the primary; with ``reason``, commands still running fail with it."""
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        await _maybe_call(self.amqp, "stop")
-        await _maybe_call(self.primary, "stop")
+        if reason is not None:
+            self._amqp_running.fail_all(reason)
+            await _maybe_call(self.primary, "stop", reason)
+        else:
+            await _maybe_call(self.primary, "stop")
 
     async def poll(self) -> str:
         """Check presence now; switch sides if needed; return the side."""
@@ -349,7 +373,7 @@ class PreferAmqpTarget:
         inner.on_behalf_of = outer
         if outer.command_id is None:
             outer.command_id = inner.command_id
-        return outer
+        return self._amqp_running.add(outer)
 
 
 def no_target(actor: str) -> str:
@@ -365,11 +389,11 @@ async def _wait_connected(target: Any, timeout: float) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _maybe_call(obj: Any, method: str) -> None:
+async def _maybe_call(obj: Any, method: str, *args: Any) -> None:
     fn = getattr(obj, method, None)
     if fn is None:
         return
-    result = fn()
+    result = fn(*args)
     if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
         await result
 

@@ -197,15 +197,16 @@ class ActorLink:
         if wait:
             await asyncio.wait_for(self._ready.wait(), timeout)
 
-    async def stop(self) -> None:
-        """Stop reconnecting, close the connection and fail the commands in flight."""
+    async def stop(self, reason: str | None = None) -> None:
+        """Stop reconnecting, close the connection and fail the commands in flight (with
+        ``reason``, default "Link to actor ... was closed.")."""
         factory, self._factory = self._factory, None
         if factory is not None:
             factory.stopTrying()
         if self._connector is not None:
             self._connector.disconnect()
             self._connector = None
-        self._commands.fail_all(f"Link to actor {self.name} was closed.")
+        self._commands.fail_all(reason or f"Link to actor {self.name} was closed.")
         self._set_state("disconnected")
 
     def add_reply_listener(self, listener: ReplyListener) -> None:

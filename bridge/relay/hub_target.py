@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import CommandHandle, Reply, ReplyCallback
+from ..core.handover import RunningCommands
 from ..legacy.tron import TronConnection
 from ..protocol import HubReply
 
@@ -89,6 +90,8 @@ class HubActorView:
     def __init__(self, hub: HubTarget, actor: str) -> None:
         self.hub = hub
         self.actor = actor
+        #: The commands sent through this view (the hub connection is shared by all actors).
+        self._running = RunningCommands()
 
     @property
     def connected(self) -> bool:
@@ -96,10 +99,17 @@ class HubActorView:
 
     @property
     def in_flight(self) -> int:
-        return self.hub.in_flight
+        """Commands sent through this view that have not ended (a replaced route drains them)."""
+        return len(self._running)
 
     def send_command(self, actor: str, text: str, **kwargs: Any) -> CommandHandle:
-        return self.hub.send_command(actor, text, **kwargs)
+        return self._running.add(self.hub.send_command(actor, text, **kwargs))
+
+    async def stop(self, reason: str | None = None) -> None:
+        """The view is no longer a route: with ``reason``, its commands still running fail
+        with it (the hub connection itself stays, for the other actors)."""
+        if reason is not None:
+            self._running.fail_all(reason)
 
     def add_reply_listener(self, listener: Callable[[Reply], Any]) -> None:
         self.hub.add_reply_listener(listener, self.actor)

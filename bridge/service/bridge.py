@@ -128,6 +128,7 @@ class Bridge:
         self.router = Router({"legacy": self._legacy_target, "hub": self._hub_target,
                               "amqp": lambda route: self.amqp_target},
                              amqp_presence=self._amqp_present)
+        self.router.drain_limit = cfg.drain_timeout
         await self._apply(cfg, first=True)
         self.control = ControlActor(self.connection, cfg.name, self.status,
                                     self.reload_from_file if cfg.source else None,
@@ -186,6 +187,8 @@ class Bridge:
         if changed_fixed:
             raise ValueError(f"cannot change {', '.join(changed_fixed)} without a restart")
         async with self._lock:
+            if self.router is not None:  # replaced routes drain with the new limit
+                self.router.drain_limit = config.drain_timeout
             diff = await self._apply(config)
             self.config = config
             self._apply_timeouts()

@@ -171,3 +171,58 @@ async def test_reload_releases_the_name_and_drains_in_the_background(
             assert face.handover.ended_by is HandoverEvent.LIMIT
     finally:
         await bridge.stop()
+
+
+async def _face_line(reader, mid: int) -> str:
+    """The next terminal reply line for ``mid`` on a legacy face (``cid mid code ...``)."""
+    while True:
+        raw = await asyncio.wait_for(reader.readline(), WAIT)
+        assert raw, "the face closed the connection"
+        parts = raw.decode().split(" ", 3)
+        if len(parts) >= 3 and parts[1] == str(mid) and parts[2] in (":", "f"):
+            return raw.decode().strip()
+
+
+@aio_test
+async def test_a_legacy_face_is_kept_across_a_reload_then_refuses_once_its_actor_is_removed(
+        amqp_url):
+    """An AMQP actor's legacy face: a reload that changes the actor but keeps the port keeps
+    the face and its clients; once the actor is removed, new commands are refused at once,
+    saying why, and the one still running fails after the drain limit, saying so."""
+    from tests.support.ports import free_port
+
+    port = free_port()
+
+    def config(actors):
+        return parse_config({"name": "relbridge2", "actors": actors,
+                             "timeouts": {"drain": 1.0}})
+
+    async with clu_actor(amqp_url, "relcam"):
+        bridge = Bridge(config({"relcam": {"lives": "amqp", "legacy_port": port}}), amqp_url)
+        await bridge.start()
+        try:
+            face = bridge.actors["relcam"].legacy_face
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"me.you 1 ping\n")
+            assert (await _face_line(reader, 1)).split()[2] == ":"
+            diff = await bridge.reload(config({"relcam": {"lives": "amqp", "legacy_port": port,
+                                                          "time_limit": 100}}))
+            assert diff["changed"] == ["relcam"] and bridge.actors["relcam"].legacy_face is face
+            writer.write(b"me.you 2 ping\n")  # same connection, after the reload
+            assert (await _face_line(reader, 2)).split()[2] == ":"
+            writer.write(b"me.you 3 hang\n")
+            async with asyncio.timeout(WAIT):
+                while not face.in_flight:
+                    await asyncio.sleep(0.01)
+            await bridge.reload(config({}))
+            assert face.handover.state is HandoverState.DRAINING
+            writer.write(b"me.you 4 ping\n")
+            refused = await _face_line(reader, 4)
+            assert refused.split()[2] == "f" and "no longer served here" in refused, refused
+            hung = await _face_line(reader, 3)
+            assert hung.split()[2] == "f" and "drain limit" in hung, hung
+            assert await asyncio.wait_for(reader.read(), WAIT) == b""  # then the port closes
+            assert face.handover.ended_by is HandoverEvent.LIMIT
+            writer.close()
+        finally:
+            await bridge.stop()
