@@ -383,7 +383,8 @@ class HubServer:
         return [conn.name for conn in self._connections]
 
     def commander_keywords(self) -> list[tuple[Keyword, ...]]:
-        """tron's commander report: one ``user=`` per logged-in user, ``Commanders``, ``users``."""
+        """tron's commander report: one ``user=`` per logged-in user, ``Commanders``,
+        ``users``."""
         lines: list[tuple[Keyword, ...]] = []
         for conn in self._connections:
             if conn.logged_in and conn.client is not None:
@@ -391,7 +392,10 @@ class HubServer:
                 lines.append((strings("user", (conn.name, c.type, c.version, c.platform,
                                                conn.peer_host, conn.peer_host)),))
         lines.append((strings("Commanders", self.commander_names()),))
-        lines.append((strings("users", [c.name for c in self._connections if c.logged_in]),))
+        # users: every connection of the authenticated port, logged in or not (tron's
+        # TUI nubs are isUser from the start).
+        lines.append((strings("users", [c.name for c in self._connections
+                                        if c.authenticated_port]),))
         return lines
 
     def check_actors(self) -> None:

@@ -78,6 +78,7 @@ STEPS: list[tuple[str, str, str]] = [
     ("plain", "keys", "getFor=keys"),
     ("plain", "keys", "getFor=perms actors programs lockedActors authList"),
     ("apo", "msg", "bye"),
+    ("late", "CONNECT", ""),  # a STUI connects and does not log in (yet)
     # Deliberate differences (DIFFERENT below; protocol_specs/hub.md says why).
     ("plain", "keys", "getFor=auth"),
     ("apo", "perms", "lock shutter"),
@@ -87,6 +88,7 @@ STEPS: list[tuple[str, str, str]] = [
     ("plain", "keys", "getFor=perms"),
     ("plain", "keys", "getFor=hub"),
     ("plain", "keys", "getFor=shutter"),
+    ("late", "hub", "status"),
 ]
 
 
@@ -165,6 +167,10 @@ def run_session(port: int, auth_port: int) -> tuple[dict[str, list[str]], list[d
         drain_all(clients, 0.4)
         steps = []
         for mid, (who, actor, text) in enumerate(STEPS, start=10):
+            if actor == "CONNECT":
+                clients[who] = Client(auth_port)
+                steps.append(drain_all(clients, 0.3))
+                continue
             if who == "plain":
                 clients[who].send(f"side.plain {mid} {actor} {text}", "\n")
             else:
@@ -287,12 +293,25 @@ def _hub_keywords(ours: dict[str, list[str]], theirs: dict[str, list[str]]) -> N
     assert set(tron) - set(mine) == {"ioConfig", "ioQueue", "ioReads", "ioWrites", "actorCmds"}
     assert set(mine) - set(tron) == {"route"}
     for name in set(mine) & set(tron) - {"version"}:
-        if name == "Commanders":
+        if name in ("Commanders", "users"):
             assert list(map(_name, mine[name])) == list(map(_name, tron[name]))
         elif name == "user":
             assert mine[name][:5] == tron[name][:5]
         else:
             assert mine[name] == tron[name], name
+
+
+def _before_login(ours: dict[str, list[str]], theirs: dict[str, list[str]]) -> None:
+    """A command before login: the same refusal to its sender; tron also shows everybody
+    the command, the refusal and its end (difference 12: login traffic is private)."""
+    mid = _mid("late", "hub", "status")
+    refusal = f'.unnamed {mid} auth f why="please log in."'
+    assert ours["late"] == theirs["late"] == [refusal]
+    assert ours["plain"] == []
+    assert theirs["plain"][1] == refusal
+    assert [normalize(l)[4] for l in theirs["plain"]] == [
+        json.dumps({"CmdIn": [".unnamed", "hub", "status"]}),
+        json.dumps({"why": "please log in."}), json.dumps({"CmdDone": ["*", "f"]})]
 
 
 DIFFERENT: dict[tuple[str, str, str], Callable[[dict[str, list[str]], dict[str, list[str]]],
@@ -302,6 +321,7 @@ DIFFERENT: dict[tuple[str, str, str], Callable[[dict[str, list[str]], dict[str, 
     ("apo", "perms", "set program=NOPE shutter"): _one_terminal_reply,
     ("plain", "keys", "getFor=perms"): _same_keywords,
     ("plain", "keys", "getFor=hub"): _hub_keywords,
+    ("late", "hub", "status"): _before_login,
 }
 
 
