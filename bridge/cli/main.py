@@ -6,12 +6,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import (bench_cmd, check_cmd, format_cmd, parse_cmd, reload_cmd, send_cmd, serve_cmd,
-               status_cmd, tail_cmd)
+from . import (bench_cmd, check_cmd, format_cmd, import_tron_cmd, parse_cmd, reload_cmd,
+               send_cmd, serve_cmd, status_cmd, tail_cmd)
 
 #: Sub-command modules; each has ``add_parser(subparsers)`` and ``run(args) -> int``.
 COMMANDS = [serve_cmd, send_cmd, tail_cmd, status_cmd, check_cmd, reload_cmd, parse_cmd,
-            format_cmd, bench_cmd]
+            format_cmd, bench_cmd, import_tron_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

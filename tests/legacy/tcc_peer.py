@@ -11,6 +11,11 @@ sample log, this one follows its header rule). A command whose text is in
 upper-case codes) gets those lines with its own mid and cid; any other command gets
 ``<mid> <cid> : Cmd="<text>"`` (``show version`` first an ``I Version=...``).
 
+Other nubs' framings are options (for a deployment's other actors in one test):
+``command_header`` ``"mid"`` (the TCC's), ``"commander"`` (``<cmdr> <mid> <text>``, the
+SDSS actors'), ``"cid-mid"`` (``<cid> <mid> <text>``, the MCP's); ``mid_first`` (reply
+header order); ``eol`` (``b"\\n"``: commands split on ``\\n``, a ``\\r`` dropped).
+
 Threaded (blocking tests that drive the real Tron hub can use it as well as asyncio
 tests); :attr:`TccPeer.commands` records every command line received.
 """
@@ -53,8 +58,11 @@ def load_script(path: Path = DATA) -> dict[str, list[tuple[str, str]]]:
 class TccPeer:
     """The TCC-like actor (see the module docstring). ``port = peer.start()``; ``peer.stop()``."""
 
-    def __init__(self, eol: bytes = b"\r", first_cid: int = 11) -> None:
+    def __init__(self, eol: bytes = b"\r", first_cid: int = 11, *,
+                 command_header: str = "mid", mid_first: bool = True) -> None:
         self.eol = eol
+        self.command_header = command_header
+        self.mid_first = mid_first
         self.script = load_script()
         self.commands: list[str] = []
         self._next_cid = first_cid
@@ -106,7 +114,8 @@ class TccPeer:
 
     # -- internals -------------------------------------------------------------------------
     def _send(self, sock: socket.socket, mid: int, cid: int, code: str, keywords: str) -> None:
-        line = f"{mid} {cid} {code}" + (f" {keywords}" if keywords else "")
+        ids = f"{mid} {cid}" if self.mid_first else f"{cid} {mid}"
+        line = f"{ids} {code}" + (f" {keywords}" if keywords else "")
         try:
             sock.sendall(line.encode() + self.eol)
         except OSError:
@@ -125,10 +134,14 @@ class TccPeer:
                 data = sock.recv(65536)
                 if not data:
                     return
-                buffer += data.replace(b"\n", b"")
-                *lines, buffer = buffer.split(b"\r")
+                if self.eol == b"\r":
+                    buffer += data.replace(b"\n", b"")
+                    *lines, buffer = buffer.split(b"\r")
+                else:
+                    buffer += data
+                    *lines, buffer = buffer.split(b"\n")
                 for raw in lines:
-                    self._command(sock, cid, raw.decode(errors="replace"))
+                    self._command(sock, cid, raw.decode(errors="replace").rstrip("\r"))
         except OSError:
             return
         finally:
@@ -139,9 +152,16 @@ class TccPeer:
         if not line.strip():
             return
         self.commands.append(line)
-        mid_text, _, text = line.strip().partition(" ")
-        if not mid_text.isdigit():
+        words = line.strip().split(" ", 2 if self.command_header != "mid" else 1)
+        if self.command_header != "mid":
+            words = words[1:]  # the commander, or the cid
+        if len(words) < 2 or not words[0].isdigit():
             self._send(sock, 0, cid, "F", f'Text="no mid in {line!r}"')
             return
-        for code, keywords in self.replies_for(text.strip()):
-            self._send(sock, int(mid_text), cid, code, keywords)
+        for code, keywords in self.replies_for(words[1].strip()):
+            self._send(sock, int(words[0]), cid, code, keywords)
+
+    def texts(self) -> list[str]:
+        """The command texts received (headers removed), in order."""
+        skip = 1 if self.command_header == "mid" else 2
+        return [c.strip().split(" ", skip)[skip] for c in self.commands]
