@@ -1,10 +1,16 @@
 """One robust AMQP connection, the clu exchange, and channels for endpoints/commanders.
 
-:class:`AmqpConnection` wraps ``aio_pika.connect_robust``: when the broker goes away
-aio-pika reconnects every ``reconnect_interval`` seconds and re-declares, on every
-channel opened through it, the exchange, the queues, their bindings and consumers (the
-channels' QoS too). Code that must react to the outage registers listeners with
-:meth:`AmqpConnection.on_disconnect` / :meth:`AmqpConnection.on_reconnect`.
+:class:`AmqpConnection` wraps aio-pika's robust connection. It is given one or more
+broker URLs (the nodes of a RabbitMQ cluster): when the link is lost it tries the next
+URL at once, then each in turn with exponential backoff and jitter
+(:class:`ReconnectPolicy`), logging every switch of node. Once a node answers, aio-pika
+re-declares on every channel opened through it the exchange and the channels' QoS;
+the exclusive queues of endpoints and commanders (their bindings and consumers) are
+restored here, one by one (:meth:`AmqpChannel.declare_exclusive_queue`): a queue
+whose name another connection holds now (``RESOURCE_LOCKED``) is reported in
+:attr:`AmqpConnection.queue_problems` and retried with backoff, and does not keep the
+connection or any other queue down. Code that must react to the outage registers
+listeners with :meth:`AmqpConnection.on_disconnect` / :meth:`AmqpConnection.on_reconnect`.
 
 Each endpoint and commander gets its own :class:`AmqpChannel` (publisher confirms on,
 ``on_return_raises=True`` and ``prefetch_count=1`` as clu), on which the exchange is
@@ -17,6 +23,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import aio_pika
@@ -30,6 +37,13 @@ from aio_pika.abc import (
     AbstractRobustQueue,
 )
 
+from bridge.amqp.failover import (
+    FailoverRobustConnection,
+    NodeRotation,
+    ReconnectPolicy,
+    node_of,
+    with_query,
+)
 from bridge.protocol.clu_messages import (
     EXCHANGE_AUTO_DELETE,
     EXCHANGE_DURABLE,
@@ -39,7 +53,7 @@ from bridge.protocol.clu_messages import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RECONNECT_INTERVAL = 1.0
+DEFAULT_RECONNECT = ReconnectPolicy()
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_PUBLISH_TIMEOUT = 10.0
 # Below the broker's 60 s default so that, after a silent network loss, the broker drops
@@ -65,8 +79,35 @@ class Unroutable(AmqpError):
     """A mandatory message was returned by the broker: no queue is bound for its key."""
 
 
+class DeliveryUnknown(AmqpUnavailable):
+    """The link was lost after a message was sent and before its confirm: the broker
+    may or may not have routed it. It is not sent again (no duplicates)."""
+
+
 class QueueInUse(AmqpError):
     """An exclusive queue with this name is owned by another connection."""
+
+
+@dataclass(eq=False)
+class ManagedQueue:
+    """An exclusive queue this connection declares again after every reconnect.
+
+    ``problem`` says why it is not in place right now (``None``: consuming).
+    """
+
+    channel: "AmqpChannel"
+    queue: AbstractRobustQueue
+    bindings: list[str]
+    callback: Callable[[AbstractIncomingMessage], Awaitable[Any]]
+    no_ack: bool
+    consumer_tag: str
+    problem: str | None = None
+    failures: int = 0
+    retry: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.queue.name
 
 
 def _call_listener(listener: Callable[..., Any], *args: Any) -> None:
@@ -113,9 +154,13 @@ class AmqpChannel:
         While the connection is down this first waits for aio-pika to reconnect and
         restore every channel of this connection (queues, bindings, consumers): at most
         ``reconnect_wait`` seconds from the call (default: ``timeout``). With ``retry`` a
-        publish that fails because the connection dropped is tried again after the
-        reconnect, within the same ``reconnect_wait`` (a lost confirm can then produce a
-        duplicate); without it the first such failure raises.
+        publish that the broker cannot have seen (the channel was already closed when
+        it was to be written) is tried again after the reconnect, within the same
+        ``reconnect_wait``. A publish whose frames were handed to the connection and
+        whose confirm was lost with it is never re-published: the broker may have
+        routed it, and a second copy would reach the consumer as a duplicate (a clu
+        client shows a reply twice). Its delivery is unknown; :class:`DeliveryUnknown`
+        is raised (at most once, never twice: see protocol_specs/amqp.md).
 
         Raises :class:`Unroutable` (``mandatory`` and nothing bound for the key) or
         :class:`AmqpUnavailable`.
@@ -149,9 +194,16 @@ class AmqpChannel:
             except aio_pika.exceptions.CONNECTION_EXCEPTIONS as exc:
                 if self.owner.stopping:
                     raise AmqpUnavailable("the AMQP connection is closed") from exc
+                if not isinstance(exc, aiormq.exceptions.ChannelInvalidStateError):
+                    # Written, then the link went: maybe routed, maybe not.
+                    raise DeliveryUnknown(
+                        f"the connection was lost before the broker confirmed the message "
+                        f"to {routing_key!r} (message id {message.message_id}); not "
+                        "re-published, so that it cannot arrive twice") from exc
                 if not retry or (wait_until is not None and loop.time() >= wait_until):
                     raise AmqpUnavailable(f"publishing to {routing_key!r} failed: {exc!r}") from exc
-                log.debug("publish to %r failed (%r); retrying after reconnect", routing_key, exc)
+                log.debug("publish to %r not sent (%r); retrying after reconnect",
+                          routing_key, exc)
                 await asyncio.sleep(0.05)
 
     async def _publish_once(self, message: aio_pika.Message, routing_key: str,
@@ -185,17 +237,40 @@ class AmqpChannel:
         Ownership is checked first on a throw-away plain channel, so that a name already
         owned by another connection raises :class:`QueueInUse` without the broker
         closing this (shared, robust) channel. Returns the queue and the consumer tag.
+
+        After each reconnect the connection declares the queue again, with its bindings
+        and consumer (same tag): by itself, not through aio-pika's channel restore, so
+        that a name taken meanwhile by another connection (another bridge, a clu actor)
+        leaves this one queue down -- reported in :attr:`AmqpConnection.queue_problems`,
+        retried with backoff -- and not the whole connection.
         """
         await self.owner.check_exclusive_queue(name)
-        queue = await self.channel.declare_queue(name, exclusive=True)
+        queue = await self.channel.declare_queue(name, exclusive=True, robust=False)
         for binding in bindings:
-            await queue.bind(self.exchange, routing_key=binding)
-        tag = await queue.consume(callback, no_ack=no_ack)
+            await queue.bind(self.exchange, routing_key=binding, robust=False)
+        tag = await queue.consume(callback, no_ack=no_ack, robust=False)
+        self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, no_ack, tag))
         return queue, tag
 
+    async def _restore_queue(self, managed: ManagedQueue) -> None:
+        """Declare, bind and consume ``managed`` again (after a reconnect)."""
+        await self.owner._probe_exclusive(managed.name)
+        queue = managed.queue
+        await queue.declare()
+        for binding in managed.bindings:
+            await queue.bind(self.exchange, routing_key=binding, robust=False)
+        await queue.consume(managed.callback, no_ack=managed.no_ack,
+                            consumer_tag=managed.consumer_tag, robust=False)
+
     async def bind(self, queue: AbstractRobustQueue, routing_key: str) -> None:
-        """Bind ``queue`` to the clu exchange (restored by aio-pika after a reconnect)."""
-        await queue.bind(self.exchange, routing_key=routing_key)
+        """Bind ``queue`` to the clu exchange (restored after a reconnect)."""
+        managed = self.owner._managed.get(queue.name)
+        if managed is not None:
+            await queue.bind(self.exchange, routing_key=routing_key, robust=False)
+            if routing_key not in managed.bindings:
+                managed.bindings.append(routing_key)
+        else:
+            await queue.bind(self.exchange, routing_key=routing_key)
 
     async def close(self) -> None:
         """Close the channel (errors while closing are logged, not raised)."""
@@ -207,40 +282,59 @@ class AmqpChannel:
 
 
 class AmqpConnection:
-    """A robust connection to RabbitMQ that knows the clu exchange.
+    """A robust connection to RabbitMQ (one node or a cluster) that knows the clu exchange.
 
-    ``await start()`` connects (raising :class:`AmqpUnavailable` if the broker cannot
-    be reached) and declares the exchange (the URL may carry aio-pika/aiormq query
-    options; ``heartbeat`` is added unless the URL has one); ``await stop()`` closes everything.
-    ``connected`` tells whether the link is up right now; listeners registered with
-    :meth:`on_disconnect` run when an established link is lost, those registered with
-    :meth:`on_reconnect` after aio-pika has reconnected and restored every channel's
-    exchange, queues, bindings and consumers.
+    ``url`` is one broker URL or several (the nodes of a cluster, tried in turn; each
+    may carry aio-pika/aiormq query options; ``heartbeat`` is added unless a URL has
+    one). ``await start()`` connects to the first node that answers and declares the
+    exchange: with ``fail_fast`` it raises :class:`AmqpUnavailable` once every URL
+    failed; without it, it logs and keeps trying (``reconnect`` backoff) until one
+    answers or :meth:`stop` is called. ``await stop()`` closes everything.
+    ``connected`` tells whether the link is up right now, :attr:`node` which node it
+    uses; listeners registered with :meth:`on_disconnect` run when an established
+    link is lost, those registered with :meth:`on_reconnect` after the link is back on
+    some node and every channel's exchange and every managed queue, binding and
+    consumer is restored (or reported in :attr:`queue_problems`).
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         exchange_name: str = EXCHANGE_NAME,
-        reconnect_interval: float = DEFAULT_RECONNECT_INTERVAL,
+        reconnect_interval: float | None = None,
+        reconnect: ReconnectPolicy | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         heartbeat: int | None = DEFAULT_HEARTBEAT,
         connection_name: str | None = None,
+        fail_fast: bool = True,
     ) -> None:
-        self.url = url
+        self.urls = [url] if isinstance(url, str) else list(url)
+        if not self.urls:
+            raise ValueError("no AMQP URL given")
+        self.url = self.urls[0]
         self.heartbeat = heartbeat
         self.exchange_name = exchange_name
-        self.reconnect_interval = reconnect_interval
+        if reconnect is None:  # a fixed interval (as aio-pika's), or the default backoff
+            reconnect = DEFAULT_RECONNECT if reconnect_interval is None else ReconnectPolicy(
+                reconnect_interval, reconnect_interval, 1.0, 0.0)
+        self.reconnect = reconnect
         self.connect_timeout = connect_timeout
         self.connection_name = connection_name
+        self.fail_fast = fail_fast
         self.stopping = False
+        #: How many times the link was lost, and when it was last lost / back (loop time).
+        self.losses = 0
+        self.lost_at: float | None = None
+        self.restored_at: float | None = None
+        self._rotation = NodeRotation(self.urls)
         # Up and topology restored; listeners fire on its transitions only.
         self._link_up = asyncio.Event()
-        self._connection: AbstractRobustConnection | None = None
+        self._connection: FailoverRobustConnection | None = None
         self._channels: list[AmqpChannel] = []
         self._main: AmqpChannel | None = None
         self._owned_queues: set[str] = set()
+        self._managed: dict[str, ManagedQueue] = {}
         self._disconnect_listeners: list[DisconnectListener] = []
         self._reconnect_listeners: list[ReconnectListener] = []
         #: Publishes (replies, commands) waiting for a lost broker to come back.
@@ -265,6 +359,31 @@ class AmqpConnection:
         )
 
     @property
+    def node(self) -> str:
+        """``host:port`` of the broker node in use (being tried while reconnecting)."""
+        if self._connection is not None:
+            return self._connection.node
+        return node_of(self._rotation.current)
+
+    @property
+    def state(self) -> str:
+        """``connected``, ``reconnecting`` (started, link down), ``stopped``."""
+        if self.connected:
+            return "connected"
+        return "reconnecting" if self.started else "stopped"
+
+    @property
+    def queue_problems(self) -> dict[str, str]:
+        """Managed queues not in place now, with the reason (e.g. name taken elsewhere)."""
+        return {name: m.problem for name, m in self._managed.items() if m.problem}
+
+    def link_status(self) -> dict[str, Any]:
+        """State, node and queue problems, as ``bridge status`` shows them."""
+        return {"connected": self.connected, "state": self.state, "node": self.node,
+                "nodes": [node_of(u) for u in self._rotation.urls], "losses": self.losses,
+                "queue_problems": self.queue_problems}
+
+    @property
     def robust_connection(self) -> AbstractRobustConnection:
         """The underlying aio-pika robust connection (after :meth:`start`)."""
         if self._connection is None:
@@ -286,7 +405,8 @@ class AmqpConnection:
                     if not self.connected:
                         await asyncio.sleep(0.05)
         except TimeoutError:
-            raise AmqpUnavailable(f"not connected to {self._safe_url()} after {timeout} s") from None
+            raise AmqpUnavailable(f"not connected to the AMQP broker ({self._safe_url()}) "
+                                  f"after {timeout} s") from None
 
     def on_disconnect(self, listener: DisconnectListener) -> None:
         """Call ``listener(exc)`` once each time an established link is lost (not on
@@ -306,26 +426,11 @@ class AmqpConnection:
     # -- life cycle ------------------------------------------------------------------
 
     async def start(self) -> AmqpConnection:
-        """Connect and declare the exchange; return self."""
+        """Connect and declare the exchange; return self (see the class doc)."""
         if self._connection is not None:
             raise AmqpError("AmqpConnection already started")
         self.stopping = False
-        kwargs: dict[str, Any] = {}
-        if self.heartbeat is not None and "heartbeat" not in URL(self.url).query:
-            kwargs["heartbeat"] = self.heartbeat
-        if self.connection_name:
-            kwargs["client_properties"] = {"connection_name": self.connection_name}
-        try:
-            self._connection = await aio_pika.connect_robust(
-                self.url,
-                reconnect_interval=self.reconnect_interval,
-                timeout=self.connect_timeout,
-                **kwargs,
-            )
-        except (asyncio.TimeoutError, *aio_pika.exceptions.CONNECTION_EXCEPTIONS) as exc:
-            raise AmqpUnavailable(
-                f"cannot connect to the AMQP broker at {self._safe_url()}: {exc!r}"
-            ) from exc
+        self._connection = await self._first_connection()
         self._connection.close_callbacks.add(self._on_close)
         self._connection.reconnect_callbacks.add(self._on_reconnected)
         try:
@@ -337,11 +442,53 @@ class AmqpConnection:
         log.info("connected to %s (exchange %r)", self._safe_url(), self.exchange_name)
         return self
 
+    async def _first_connection(self) -> FailoverRobustConnection:
+        """Try the URLs in turn until one answers (see :attr:`fail_fast`)."""
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            url = with_query(self._rotation.current, self._query())
+            connection = FailoverRobustConnection(
+                url, rotation=self._rotation, policy=self.reconnect,
+                on_switch=self._on_switch, client_properties=self._client_properties())
+            connection.extra_query = self._query()
+            try:
+                await connection.connect(timeout=self.connect_timeout)
+                return connection
+            except (asyncio.TimeoutError, *aio_pika.exceptions.CONNECTION_EXCEPTIONS) as exc:
+                await connection.close()
+                failures += 1
+                if self.stopping:
+                    raise AmqpUnavailable("the AMQP connection was stopped while connecting")
+                if self.fail_fast and failures >= len(self.urls):
+                    raise AmqpUnavailable(
+                        f"cannot connect to the AMQP broker at {_mask(str(url))}: {exc!r}"
+                        + (f" (nor at the {len(self.urls) - 1} other URL(s))"
+                           if len(self.urls) > 1 else "")) from exc
+                delay = self.reconnect.delay(failures)
+                nxt = self._rotation.advance()
+                log.warning("no AMQP broker at %s (%s); waiting for one: trying %s in %.1f s "
+                            "(attempt %d)", node_of(url), _short(exc), node_of(nxt), delay,
+                            failures + 1)
+                wake = loop.create_future()
+                loop.call_later(delay, lambda: wake.done() or wake.set_result(None))
+                await wake
+
+    def _query(self) -> dict[str, Any]:
+        return {"heartbeat": self.heartbeat}
+
+    def _client_properties(self) -> dict[str, Any] | None:
+        return {"connection_name": self.connection_name} if self.connection_name else None
+
     async def stop(self) -> None:
         """Close all channels and the connection (no reconnect afterwards)."""
+        self.stopping = True
         if self._connection is None:
             return
-        self.stopping = True
+        for managed in self._managed.values():
+            if managed.retry is not None:
+                managed.retry.cancel()
+        self._managed.clear()
         for channel in reversed(self._channels):
             await channel.close()
         self._channels.clear()
@@ -379,9 +526,11 @@ class AmqpConnection:
         return wrapped
 
     async def release_channel(self, channel: AmqpChannel) -> None:
-        """Close a channel obtained from :meth:`open_channel`."""
+        """Close a channel obtained from :meth:`open_channel` (its queues are forgotten)."""
         if channel in self._channels:
             self._channels.remove(channel)
+        for name in [n for n, m in self._managed.items() if m.channel is channel]:
+            self._forget(name)
         await channel.close()
 
     async def check_exclusive_queue(self, name: str) -> None:
@@ -395,6 +544,11 @@ class AmqpConnection:
         """
         if name in self._owned_queues:
             raise QueueInUse(f"queue {name!r} is already used by this connection")
+        await self._probe_exclusive(name)
+        self._owned_queues.add(name)
+
+    async def _probe_exclusive(self, name: str) -> None:
+        """Declare exclusive queue ``name`` on a throw-away channel (QueueInUse if locked)."""
         probe = aio_pika.Channel(self.robust_connection, publisher_confirms=False)
         await probe.initialize(timeout=self.connect_timeout)
         try:
@@ -407,11 +561,61 @@ class AmqpConnection:
         finally:
             if not probe.is_closed:
                 await probe.close()
-        self._owned_queues.add(name)
 
     def release_queue_name(self, name: str) -> None:
-        """Allow ``name`` to be declared again on this connection (after deleting it)."""
+        """Allow ``name`` to be declared again on this connection (after deleting it);
+        it is no longer restored after a reconnect."""
         self._owned_queues.discard(name)
+        self._forget(name)
+
+    # -- managed queues (restored after each reconnect, one by one) -----------------
+
+    def _manage(self, managed: ManagedQueue) -> None:
+        self._managed[managed.name] = managed
+
+    def _forget(self, name: str) -> None:
+        managed = self._managed.pop(name, None)
+        if managed is not None and managed.retry is not None:
+            managed.retry.cancel()
+
+    async def _restore_queues(self) -> None:
+        """After a reconnect: every managed queue again, each on its own."""
+        for managed in list(self._managed.values()):
+            if managed.retry is not None:
+                managed.retry.cancel()
+                managed.retry = None
+            await self._restore_one(managed)
+
+    async def _restore_one(self, managed: ManagedQueue) -> bool:
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await managed.channel.channel.ready()
+                await managed.channel._restore_queue(managed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if self._managed.get(managed.name) is not managed or self.stopping:
+                return False
+            managed.failures += 1
+            managed.problem = (str(exc) if isinstance(exc, QueueInUse)
+                               else f"could not declare it again: {_short(exc)}")
+            delay = self.reconnect.delay(managed.failures)
+            log.error("queue %r not restored on %s (%s); retrying in %.1f s", managed.name,
+                      self.node, managed.problem, delay)
+            managed.retry = asyncio.ensure_future(self._retry_later(managed, delay))
+            return False
+        if managed.problem:
+            log.info("queue %r restored on %s after %d attempt(s)", managed.name, self.node,
+                     managed.failures + 1)
+        managed.problem, managed.failures = None, 0
+        return True
+
+    async def _retry_later(self, managed: ManagedQueue, delay: float) -> None:
+        await asyncio.sleep(delay)
+        managed.retry = None
+        if self.connected and self._managed.get(managed.name) is managed:
+            await self._restore_one(managed)
+        # While disconnected, the next reconnect restores it.
 
     # -- aio-pika callbacks ----------------------------------------------------------
 
@@ -421,20 +625,42 @@ class AmqpConnection:
         if self.stopping or not self._link_up.is_set():
             return
         self._link_up.clear()
-        log.warning("lost the connection to the AMQP broker: %r", exc)
+        self.losses += 1
+        self.lost_at = asyncio.get_running_loop().time()
+        log.warning("lost the connection to the AMQP broker node %s: %s", self.node,
+                    _short(exc))
         for listener in list(self._disconnect_listeners):
             _call_listener(listener, exc)
 
-    def _on_reconnected(self, _sender: Any) -> None:
+    def _on_switch(self, old: URL, new: URL) -> None:
+        if not self.stopping:
+            log.warning("AMQP failover: trying node %s (was %s)", node_of(new), node_of(old))
+
+    async def _on_reconnected(self, _sender: Any) -> None:
+        # Awaited by aio-pika before it counts the attempt as a success.
         if self.stopping:
             return
+        await self._restore_queues()
         self._link_up.set()
-        log.info("reconnected to the AMQP broker; exchange, queues and consumers restored")
+        self.restored_at = asyncio.get_running_loop().time()
+        down = "" if self.lost_at is None else f" after {self.restored_at - self.lost_at:.2f} s"
+        problems = self.queue_problems
+        log.warning("reconnected to the AMQP broker on node %s%s; exchange, queues and "
+                    "consumers restored%s", self.node, down,
+                    f" but for {sorted(problems)}" if problems else "")
         for listener in list(self._reconnect_listeners):
             _call_listener(listener)
 
     def _safe_url(self) -> str:
         return str(self._connection) if self._connection is not None else _mask(self.url)
+
+
+def _short(exc: BaseException | None) -> str:
+    """An exception as one short line for logs."""
+    if exc is None:
+        return "closed"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
 
 
 def _mask(url: str) -> str:
