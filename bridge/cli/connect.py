@@ -67,7 +67,7 @@ async def _amqp_session(url: str) -> AsyncIterator[Session]:
     from ..amqp import AmqpCommander, AmqpConnection
     from ..relay.amqp_target import AmqpTarget
 
-    connection = AmqpConnection(url, connect_timeout=10)
+    connection = AmqpConnection([u.strip() for u in url.split(",")], connect_timeout=10)
     await connection.start()
     commander = AmqpCommander(connection, f"bridge_cli_{uuid.uuid4().hex[:8]}")
     try:

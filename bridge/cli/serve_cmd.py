@@ -68,14 +68,15 @@ async def serve(config: Any, ready_file: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     notifier = SystemdNotifier()
     broker = None
-    url = config.amqp_url
-    if url is None:
+    urls = list(config.amqp_urls)
+    if not urls:
         broker = RabbitMQBroker()
         log.info("no AMQP URL configured: starting a private RabbitMQ broker on 127.0.0.1:%d",
                  broker.port)
         await loop.run_in_executor(None, broker.start)
-        url = broker.url
-    bridge = Bridge(config, url)
+        urls = [broker.url]
+    url = urls[0]
+    bridge = Bridge(config, urls)
     stop = asyncio.Event()
     programs = []
     try:

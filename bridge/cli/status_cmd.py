@@ -37,7 +37,8 @@ async def status(args: argparse.Namespace) -> int:
                           "actors": actors}))
         return 0
     name, version = (merged.get("bridge") or [args.name, "?"])[:2]
-    print(f"bridge {name} {version}  amqp: {merged.get('amqp')}  "
+    node = f" (node {merged['amqpNode']})" if merged.get("amqpNode") else ""
+    print(f"bridge {name} {version}  amqp: {merged.get('amqp')}{node}  "
           f"tron: {merged.get('tron', 'none')}  hub port: {merged.get('hubPort', 'none')}")
     print(f"{'actor':<16} {'lives':<7} {'side':<7} {'state':<12} {'in flight':>9} "
           f"{'commands':>9} {'replies':>8}")
@@ -45,4 +46,8 @@ async def status(args: argparse.Namespace) -> int:
         a = list(a) + [""] * (7 - len(a))
         print(f"{a[0]!s:<16} {a[1]!s:<7} {a[2]!s:<7} {a[3]!s:<12} {a[4]!s:>9} {a[5]!s:>9} "
               f"{a[6]!s:>8}")
+    for r in handle.replies:
+        if "actorProblem" in r.json:
+            actor, text = (list(r.json["actorProblem"]) + ["", ""])[:2]
+            print(f"  {actor}: not served on AMQP now: {text}")
     return 0

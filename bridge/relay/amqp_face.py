@@ -138,6 +138,7 @@ class AmqpFace:
         #: Handles of the commands this face sent (their replies go to their commanders).
         self._issued = IssuedCommands()
         self._broadcaster: asyncio.Task[None] | None = None
+        self._listening = False
         self.counters = {"commands": 0, "replies": 0, "broadcasts": 0, "dropped": 0}
 
     @property
@@ -145,14 +146,19 @@ class AmqpFace:
         return len(self.endpoint.in_flight)
 
     async def start(self) -> None:
-        """Start consuming commands and mirroring the actor's unsolicited output."""
-        listen: Callable[[Callable[[Reply], Any]], None] | None = getattr(
-            self.target, "add_reply_listener", None)
-        if listen is not None:
-            listen(self._on_unsolicited)  # queued until the endpoint can publish
-        listen_commands = getattr(self.target, "add_command_reply_listener", None)
-        if listen_commands is not None:  # others' commands (hub port, local actors)
-            listen_commands(self._on_command_reply)
+        """Start consuming commands and mirroring the actor's unsolicited output.
+
+        May be called again after it raised (e.g. the actor's name was held elsewhere):
+        the target's listeners are added once."""
+        if not self._listening:
+            self._listening = True
+            listen: Callable[[Callable[[Reply], Any]], None] | None = getattr(
+                self.target, "add_reply_listener", None)
+            if listen is not None:
+                listen(self._on_unsolicited)  # queued until the endpoint can publish
+            listen_commands = getattr(self.target, "add_command_reply_listener", None)
+            if listen_commands is not None:  # others' commands (hub port, local actors)
+                listen_commands(self._on_command_reply)
         await self.endpoint.start()
         self._broadcaster = asyncio.ensure_future(self._broadcast_forever())
 

@@ -74,16 +74,21 @@ class ActorRuntime:
     legacy_face: LegacyFace | None = None
     discovered: bool = False
     notes: list[str] = field(default_factory=list)
+    #: Serving on AMQP is retried in the background (the name is held elsewhere).
+    amqp_retry: asyncio.Task[None] | None = None
+    amqp_problem: str | None = None
 
 
 class Bridge:
     """One bridge process (see the module docstring). ``async with Bridge(cfg, url):``."""
 
-    def __init__(self, config: BridgeConfig, amqp_url: str | None = None) -> None:
+    def __init__(self, config: BridgeConfig, amqp_url: str | list[str] | None = None) -> None:
         self.config = config
-        self.amqp_url = amqp_url or config.amqp_url
-        if not self.amqp_url:
+        urls = [amqp_url] if isinstance(amqp_url, str) else list(amqp_url or [])
+        self.amqp_urls = urls or list(config.amqp_urls)
+        if not self.amqp_urls:
             raise ValueError("no AMQP URL: configure [amqp] url or start a private broker")
+        self.amqp_url = self.amqp_urls[0]
         self.connection: AmqpConnection | None = None
         self.commander: AmqpCommander | None = None
         self.amqp_target: AmqpTarget | None = None
@@ -111,8 +116,13 @@ class Bridge:
     async def start(self) -> None:
         """Connect to the broker (and hub), start every actor's parts and the hub port."""
         cfg = self.config
-        self.connection = AmqpConnection(self.amqp_url)
-        await asyncio.wait_for(self.connection.start(), cfg.connect_timeout)
+        self.connection = AmqpConnection(self.amqp_urls, reconnect=cfg.reconnect,
+                                         connect_timeout=cfg.connect_timeout,
+                                         fail_fast=cfg.fail_fast,
+                                         connection_name=f"bridge {cfg.name}")
+        # Each attempt is bounded by connect_timeout; without fail_fast, start waits
+        # (logging) until some node answers.
+        await self.connection.start()
         # Narrow bindings: not its own replies echoed, not unrelated traffic.
         self.commander = AmqpCommander(self.connection, cfg.name, hear_all=False,
                                        publish_timeout=cfg.publish_timeout)
@@ -287,8 +297,9 @@ class Bridge:
                 await face.start()
                 rt.amqp_face = face
             except ActorNameInUse as exc:
-                rt.notes.append(str(exc))
-                log.error("actor %s: not served on AMQP: %s", cfg.name, exc)
+                rt.amqp_problem = str(exc)
+                log.error("actor %s: not served on AMQP for now (retrying): %s", cfg.name, exc)
+                rt.amqp_retry = asyncio.ensure_future(self._serve_later(rt, face))
         if cfg.legacy_port is not None and rt.legacy_face is None:
             assert self.amqp_target is not None
             face = LegacyFace(cfg.name, self.amqp_target, port=cfg.legacy_port,
@@ -299,8 +310,37 @@ class Bridge:
             await face.start()
             rt.legacy_face = face
 
+    async def _serve_later(self, rt: ActorRuntime, face: AmqpFace) -> None:
+        """Start ``face`` once its AMQP name is free (another bridge or actor held it at
+        start), retrying with the connection's backoff; the rest of the bridge serves."""
+        assert self.connection is not None
+        failures = 1
+        while True:
+            await asyncio.sleep(self.connection.reconnect.delay(failures))
+            if not self.connection.connected:
+                continue
+            try:
+                await face.start()
+            except ActorNameInUse as exc:
+                failures += 1
+                rt.amqp_problem = str(exc)
+                continue
+            except Exception as exc:  # broker trouble: try again later
+                failures += 1
+                log.debug("actor %s: serving on AMQP failed again: %r", rt.config.name, exc)
+                continue
+            rt.amqp_face, rt.amqp_problem, rt.amqp_retry = face, None, None
+            log.info("actor %s: now served on AMQP (its name was freed)", rt.config.name)
+            return
+
+    def _cancel_retry(self, rt: ActorRuntime) -> None:
+        if rt.amqp_retry is not None:
+            rt.amqp_retry.cancel()
+            rt.amqp_retry = None
+
     async def _stop_actor(self, rt: ActorRuntime) -> None:
         """Stop an actor's parts now (the bridge stops): what still runs gets ``f``."""
+        self._cancel_retry(rt)
         if rt.amqp_face is not None:
             await rt.amqp_face.stop()
         if rt.legacy_face is not None:
@@ -311,6 +351,7 @@ class Bridge:
     async def _retire_actor(self, rt: ActorRuntime, drain_timeout: float) -> None:
         """Hand an actor's faces over: intake stops now (its AMQP name is free when this
         returns), accepted commands finish in the background within ``drain_timeout``."""
+        self._cancel_retry(rt)
         faces = [f for f in (rt.amqp_face, rt.legacy_face) if f is not None]
         for face in faces:
             await face.release()
@@ -437,12 +478,18 @@ class Bridge:
                     for k, v in face.counters.items():
                         counters[k] = counters.get(k, 0) + v
             entry["counters"] = counters
+            problem = rt.amqp_problem
+            if rt.amqp_face is not None and self.connection is not None:
+                problem = self.connection.queue_problems.get(rt.amqp_face.endpoint.queue_name)
+            if problem:
+                entry["amqp_problem"] = problem
             if rt.notes:
                 entry["notes"] = list(rt.notes)
             actors.append(entry)
         return {
             "name": self.config.name,
-            "amqp": {"connected": bool(self.connection and self.connection.connected)},
+            "amqp": (self.connection.link_status() if self.connection is not None
+                     else {"connected": False}),
             "tron": None if self.tron is None else {
                 "host": self.tron.host, "port": self.tron.port, "state": self.tron.state},
             "hub_port": None if self.hub_server is None else self.hub_server.port,

@@ -92,6 +92,9 @@ class RabbitMQBroker:
     ``server``/``ctl``: the ``rabbitmq-server`` and ``rabbitmqctl`` programs.
     """
 
+    #: Stop the epmd at :meth:`stop` (False for nodes that share one, e.g. a cluster's).
+    owns_epmd = True
+
     def __init__(self, base_dir: Path | str | None = None, port: int | None = None, *,
                  node_prefix: str = "bridge", server: str = RABBITMQ_SERVER,
                  ctl: str = RABBITMQCTL) -> None:
@@ -306,6 +309,8 @@ class RabbitMQBroker:
                 self._popen.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+        if not self.owns_epmd:
+            return
         try:
             subprocess.run(
                 [EPMD, "-port", str(self.epmd_port), "-kill"],

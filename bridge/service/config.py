@@ -4,8 +4,8 @@ One ``[actors.<name>]`` entry per actor says where it lives, so moving an actor
 from legacy to AMQP changes one line (``lives``). See ``examples/bridge.toml`` for a
 commented example and the README for the whole model.
 
-Environment variables override the file: ``BRIDGE_AMQP_URL`` (the broker) and
-``BRIDGE_TRON`` (``host:port`` of a Tron hub).
+Environment variables override the file: ``BRIDGE_AMQP_URL`` (the broker; several
+nodes of a cluster separated by commas) and ``BRIDGE_TRON`` (``host:port`` of a Tron hub).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..amqp.failover import ReconnectPolicy
 from ..core.routing import Route, RoutingTable
 
 LIVES = ("legacy", "hub", "amqp", "local")
@@ -128,7 +129,10 @@ class BridgeConfig:
     """Everything ``bridge serve`` needs."""
 
     name: str = "bridge"
-    amqp_url: str | None = None            # None: start a private broker
+    amqp_url: str | None = None            # None: start a private broker; else the first of:
+    amqp_urls: tuple[str, ...] = ()        # every broker URL (cluster nodes), tried in turn
+    reconnect: ReconnectPolicy = ReconnectPolicy()
+    fail_fast: bool = False                # exit at start if no node answers (else wait)
     tron_host: str | None = None
     tron_port: int | None = None
     discover: bool = False
@@ -182,9 +186,17 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
     if not _NAME.match(name):
         raise ConfigError("name", "must start with a letter and contain only letters, digits, _")
     amqp = r.table("amqp")
-    url = env.get("BRIDGE_AMQP_URL") or amqp.string("url", None)
-    if url is not None and not url.startswith(("amqp://", "amqps://")):
-        raise ConfigError("amqp.url", f"expected an amqp:// URL, got {url!r}")
+    urls = _amqp_urls(amqp, env.get("BRIDGE_AMQP_URL"))
+    defaults = ReconnectPolicy()
+    try:
+        reconnect = ReconnectPolicy(
+            initial=amqp.positive("reconnect_initial", defaults.initial),
+            maximum=amqp.positive("reconnect_max", defaults.maximum),
+            factor=amqp.number("reconnect_factor", defaults.factor),
+            jitter=amqp.number("reconnect_jitter", defaults.jitter))
+    except ValueError as exc:
+        raise ConfigError("amqp", str(exc)) from None
+    fail_fast = amqp.boolean("fail_fast", False)
     tron = r.table("tron")
     tron_host, tron_port = tron.string("host", None), tron.port("port", None)
     if env.get("BRIDGE_TRON"):
@@ -212,7 +224,8 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
     timeouts = r.table("timeouts")
     command = timeouts.number("command", 0.0)
     config = BridgeConfig(
-        name=name, amqp_url=url, tron_host=tron_host, tron_port=tron_port,
+        name=name, amqp_url=urls[0] if urls else None, amqp_urls=urls,
+        reconnect=reconnect, fail_fast=fail_fast, tron_host=tron_host, tron_port=tron_port,
         discover=tron.boolean("discover", False), hub=hub,
         actors=_actors(r.table("actors"), base),
         processes=_processes(r.table("processes")),
@@ -229,6 +242,29 @@ def parse_config(data: Mapping[str, Any], *, env: Mapping[str, str] | None = Non
     r.done()
     _check(config)
     return config
+
+
+def _amqp_urls(amqp: "_Reader", from_env: str | None) -> tuple[str, ...]:
+    """``[amqp] url`` (a string or a list of strings), or BRIDGE_AMQP_URL (comma-separated)."""
+    if from_env:
+        key, urls = "BRIDGE_AMQP_URL", [u.strip() for u in from_env.split(",")]
+        amqp._get("url", None)
+    else:
+        key, value = "amqp.url", amqp._get("url", None)
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            urls = [value]
+        elif isinstance(value, list) and value and all(isinstance(u, str) for u in value):
+            urls = list(value)
+        else:
+            raise ConfigError(key, f"must be a URL or a non-empty list of URLs, not {value!r}")
+    for url in urls:
+        if not url.startswith(("amqp://", "amqps://")):
+            raise ConfigError(key, f"expected an amqp:// URL, got {url!r}")
+    if len(set(urls)) != len(urls):
+        raise ConfigError(key, "the same URL is given twice")
+    return tuple(urls)
 
 
 def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:

@@ -3,7 +3,9 @@
 It is an AMQP actor named after the bridge (``[name]`` in the config), so AMQP clients,
 ``bridge status`` and, through the routing table, hub-port clients all reach it.
 
-Keywords: ``bridge=<name>,<version>``, ``amqp=connected|down``,
+Keywords: ``bridge=<name>,<version>``, ``amqp=connected|down``, ``amqpNode=<host:port>``
+(the broker node in use), ``actorProblem=<name>,<text>`` (an actor not served on AMQP
+now, e.g. its queue name held elsewhere; retried),
 ``tron=<host>,<port>,<state>``, ``hubPort=<port>``, and one
 ``actorStatus=<name>,<lives>,<side>,<state>,<in flight>,<commands>,<replies>`` per
 actor; after a reload ``reloaded=<added>,<changed>,<removed>`` (counts) and
@@ -52,6 +54,8 @@ def status_replies(status: dict[str, Any]) -> list[dict[str, Any]]:
     """The bodies of the ``i`` replies describing ``Bridge.status()``."""
     head: dict[str, Any] = {"bridge": [status["name"], __version__],
                             "amqp": "connected" if status["amqp"]["connected"] else "down"}
+    if status["amqp"].get("node"):
+        head["amqpNode"] = status["amqp"]["node"]
     if status.get("tron"):
         t = status["tron"]
         head["tron"] = [t["host"], t["port"], t["state"]]
@@ -66,6 +70,8 @@ def status_replies(status: dict[str, Any]) -> list[dict[str, Any]]:
         bodies.append({"actorStatus": [a["name"], a["lives"], a["side"] or a["lives"],
                                        a["state"] or "unknown", a["in_flight"],
                                        c.get("commands", 0), c.get("replies", 0)]})
+        if a.get("amqp_problem"):
+            bodies.append({"actorProblem": [a["name"], a["amqp_problem"]]})
     return bodies
 
 
