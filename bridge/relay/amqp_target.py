@@ -43,6 +43,9 @@ class AmqpTarget:
         self._listeners: list[tuple[str | None, Callable[[Reply], Any]]] = []
         self._command_listeners: list[tuple[str | None, CommandReplyListener]] = []
         self._handles: dict[str, CommandHandle] = {}  # in flight, by command id
+        #: Others' commands that ended lately (sender, command id): their terminal reply
+        #: is passed on once.
+        self._ended_foreign: set[tuple[str | None, str]] = set()
         commander.add_reply_listener(self._on_any_reply)
 
     @property
@@ -110,9 +113,18 @@ class AmqpTarget:
                             command_listener(reply, handle)
                         except Exception:
                             log.exception("AMQP command reply listener failed")
-            if reply.is_terminal:
-                self._ours.discard(str(command_id))
+            # Its id stays ours for LATE_REPLY_GRACE after the end (``ended``): a copy
+            # of the terminal reply arriving later is dropped, not mirrored as foreign.
             return
+        if command_id is not None and reply.is_terminal:
+            key = (reply.sender, str(command_id))
+            if key in self._ended_foreign:
+                log.warning("dropping a second terminal reply %r of %s's command %s",
+                            reply.code, reply.sender, command_id)
+                return
+            self._ended_foreign.add(key)
+            asyncio.get_event_loop().call_later(LATE_REPLY_GRACE, self._ended_foreign.discard,
+                                                key)
         for sender, listener in list(self._listeners):
             if sender is None or sender == reply.sender:
                 try:

@@ -3,7 +3,9 @@
 ``await proxy.start()`` listens on ``proxy.port`` and forwards every connection to
 ``target``; ``await proxy.stop()`` closes the listener and aborts every forwarded
 connection (as a node that dies: clients see their socket close, new connections are
-refused); ``start()`` again listens on the same port.
+refused); ``start()`` again listens on the same port. With ``mute_replies`` set, what
+the target sends back is dropped (the client's frames still arrive): a link that dies
+with answers on the way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class TcpProxy:
         self.port = port or free_port()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.mute_replies = False
 
     def url_for(self, url: str) -> str:
         """``url`` (an AMQP URL of the target) going through this proxy."""
@@ -45,11 +48,15 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, up_writer))
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(self._pipe(reader, up_writer),
+                             self._pipe(up_reader, writer, back=True))
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    back: bool = False) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(65536):
+                if back and self.mute_replies:
+                    continue
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()
