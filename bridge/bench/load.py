@@ -34,6 +34,12 @@ idle value after it if higher): a leak of 1 kB per command would add
 10 MB over 10,000 commands. ``bridge status`` then must report no command in flight.
 
 ``python -m bridge.bench.load`` or ``bridge bench load`` print the figures.
+
+``--metrics-overhead N``: instead, the same load N times in each of three modes, in
+rotating order, with the same broker and actors and a new bridge process for each round:
+metrics off (``[metrics] enabled = false``), metrics on, and metrics on with the
+per-command log line (``[logs] commands``, at INFO in the bridge's log); reports the
+command rate and the bridge's CPU time per command of each, and their ratios to "off".
 """
 
 from __future__ import annotations
@@ -245,10 +251,14 @@ class RssSampler:
             self._stop.wait(self.interval)
 
 
-def bridge_config(amqp_url: str, shutter_port: int, face_port: int, hub_port: int) -> str:
-    """The TOML configuration of the bridge under load."""
+def bridge_config(amqp_url: str, shutter_port: int, face_port: int, hub_port: int,
+                  mode: str = "metrics+log") -> str:
+    """The TOML configuration of the bridge under load; ``mode`` one of :data:`MODES`."""
+    metrics, log = mode != "off", mode == "metrics+log"
     return (f'name = "{BRIDGE_NAME}"\n\n[amqp]\nurl = "{amqp_url}"\n\n'
             f'[hub]\nport = {hub_port}\n\n'
+            f'[metrics]\nenabled = {str(metrics).lower()}\n\n'
+            f'[logs]\ncommands = {str(log).lower()}\n\n'
             f'[actors.{LEGACY_ACTOR}]\nlives = "legacy"\nport = {shutter_port}\n\n'
             f'[actors.{AMQP_ACTOR}]\nlives = "amqp"\nlegacy_port = {face_port}\n')
 
@@ -265,16 +275,34 @@ class Setup:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU s of each program in the load
 
 
+@dataclass
+class Peers:
+    """The broker and the two clu actors, shared by the bridges of one run."""
+
+    amqp_url: str
+    shutter_port: int
+    actors: list[Program]
+
+
 @contextmanager
 def running_setup(state: Path, amqp_url: str | None,
                   say: Callable[[str], Any]) -> Iterator[Setup]:
     """Broker (unless given), the two clu actors and the bridge; all stopped on exit."""
+    with running_peers(state, amqp_url, say) as peers, \
+            running_bridge(state, peers, say) as setup:
+        yield setup
+
+
+@contextmanager
+def running_peers(state: Path, amqp_url: str | None,
+                  say: Callable[[str], Any]) -> Iterator[Peers]:
+    """Broker (unless given) and the two clu actors; stopped on exit."""
     env = child_environment()
     with ExitStack() as stack:
         if amqp_url is None:
             amqp_url = start_private_broker(stack, "loadbench", say)
         say("starting the clu actors")
-        shutter_port, face_port, hub_port = free_port(), free_port(), free_port()
+        shutter_port = free_port()
         actors = [
             Program(LEGACY_ACTOR, python_module("bridge.bench.peers.clu_shutter", "--port",
                                                 str(shutter_port), "--name", LEGACY_ACTOR),
@@ -287,18 +315,30 @@ def running_setup(state: Path, amqp_url: str | None,
             stack.callback(program.stop)
         for program in actors:
             program.wait_ready(timeout=90)
-        say("starting the bridge")
-        config = state / "bridge.toml"
-        config.write_text(bridge_config(amqp_url, shutter_port, face_port, hub_port))
+        yield Peers(amqp_url, shutter_port, actors)
+
+
+@contextmanager
+def running_bridge(state: Path, peers: Peers, say: Callable[[str], Any], *,
+                   mode: str = "metrics+log", tag: str = "") -> Iterator[Setup]:
+    """A ``bridge serve`` process in front of ``peers``; stopped on exit."""
+    env = child_environment()
+    face_port, hub_port = free_port(), free_port()
+    with ExitStack() as stack:
+        say(f"starting the bridge{tag}")
+        config = state / f"bridge{tag.strip().replace(' ', '-')}.toml"
+        config.write_text(bridge_config(peers.amqp_url, peers.shutter_port, face_port, hub_port,
+                                        mode))
         ready = state / "bridge.ready"
         ready.unlink(missing_ok=True)
-        bridge = Program("bridge", python_module("bridge.cli.main", "serve", "--config",
-                                                 str(config), "--ready-file", str(ready)),
+        bridge = Program("bridge" + tag.strip().replace(" ", "-"),
+                         python_module("bridge.cli.main", "serve", "--config",
+                                       str(config), "--ready-file", str(ready)),
                          state, env=env)
         bridge.start()
         stack.callback(bridge.stop)
         bridge.wait_ready(timeout=90, ready_file=ready)
-        yield Setup(amqp_url, face_port, hub_port, bridge, [*actors, bridge])
+        yield Setup(peers.amqp_url, face_port, hub_port, bridge, [*peers.actors, bridge])
 
 
 def bridge_status(amqp_url: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -684,6 +724,140 @@ def run_load(settings: LoadSettings | None = None, amqp_url: str | None = None,
     return LoadResult(settings, tallies, warmup, seconds, rss, status, problems, setup.cpu)
 
 
+#: The bridge's modes in a metrics-overhead run: nothing counted; metrics; metrics and the
+#: per-command log line.
+MODES = ("off", "metrics", "metrics+log")
+
+
+@dataclass
+class OverheadRound:
+    """One load round of the metrics-overhead run."""
+
+    mode: str
+    commands: int
+    seconds: float
+    bridge_cpu: float
+    problems: list[str]
+
+    @property
+    def rate(self) -> float:
+        return self.commands / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_us_per_command(self) -> float:
+        return 1e6 * self.bridge_cpu / self.commands if self.commands else 0.0
+
+
+@dataclass
+class OverheadResult:
+    """The rounds of each mode and the ratios of their means to "off"."""
+
+    settings: LoadSettings
+    rounds: list[OverheadRound]
+    path_cost: dict[str, float] = field(default_factory=dict)  # metrics_path_cost()
+
+    def mean(self, mode: str, attr: str) -> float:
+        values = [getattr(r, attr) for r in self.rounds if r.mode == mode]
+        return sum(values) / len(values) if values else 0.0
+
+    def ratio(self, mode: str, attr: str) -> float:
+        """Mean of ``attr`` in ``mode`` over its mean with metrics off."""
+        off = self.mean("off", attr)
+        return self.mean(mode, attr) / off if off else 0.0
+
+    def problems(self) -> list[str]:
+        return [f"round {i + 1} ({r.mode}): {p}"
+                for i, r in enumerate(self.rounds) for p in r.problems]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"settings": asdict(self.settings),
+                "rounds": [{**asdict(r), "rate": r.rate,
+                            "cpu_us_per_command": r.cpu_us_per_command} for r in self.rounds],
+                "ratios": {mode: {"rate": self.ratio(mode, "rate"),
+                                  "cpu_per_command": self.ratio(mode, "cpu_us_per_command")}
+                           for mode in MODES[1:]},
+                "path_cost_us": self.path_cost, "problems": self.problems()}
+
+
+def metrics_path_cost(commands: int = 20_000, replies: int = 3) -> dict[str, float]:
+    """What counting costs per command, in this process (µs): a handle sent ``replies``
+    replies, the last one terminal, with and without :meth:`BridgeMetrics.track`
+    (no command log); best of three."""
+    from ..core import CommandHandle, Reply
+    from ..service.metrics import BridgeMetrics
+
+    async def run(track: bool) -> float:
+        metrics = BridgeMetrics(command_log=False)
+        info = Reply("i", "a", ())
+        done = Reply(":", "a", ())
+        t0 = time.perf_counter()
+        for i in range(commands):
+            handle = CommandHandle("a", "spam 2", commander="c", command_id=i)
+            if track:
+                metrics.track("a", "amqp", handle, "c", i)
+            for _ in range(replies - 1):
+                handle.add_reply(info)
+            handle.add_reply(done)
+        return (time.perf_counter() - t0) / commands * 1e6
+
+    def best(track: bool) -> float:
+        return min(asyncio.run(run(track)) for _ in range(3))
+
+    off, on = best(False), best(True)
+    return {"without_us": off, "with_us": on, "added_us": on - off}
+
+
+def format_overhead(result: OverheadResult) -> str:
+    lines = [f"metrics overhead: {len(result.rounds)} rounds of {result.settings.commands:,} "
+             f"commands, same broker and actors, a new bridge each round"]
+    for i, r in enumerate(result.rounds):
+        lines.append(f"  round {i + 1}: {r.mode:<11} {r.rate:8,.0f} commands/s  bridge CPU "
+                     f"{r.cpu_us_per_command:6.0f} us/command{'  PROBLEMS' if r.problems else ''}")
+    for mode in MODES[1:]:
+        lines.append(f"{mode} / off: rate {result.ratio(mode, 'rate'):.3f}, bridge CPU per "
+                     f"command {result.ratio(mode, 'cpu_us_per_command'):.3f}")
+    lines.append("(goal: the rate with metrics within 5 % of off, i.e. metrics / off >= 0.95)")
+    if result.path_cost:
+        c = result.path_cost
+        cpu_off = result.mean("off", "cpu_us_per_command")
+        lines.append(f"counting in-process: {c['added_us']:.2f} us per command with 3 replies "
+                     f"({c['without_us']:.2f} -> {c['with_us']:.2f} us for a bare handle), "
+                     + (f"{100 * c['added_us'] / cpu_off:.2f} % of the bridge's CPU per command"
+                        if cpu_off else ""))
+    problems = result.problems()
+    lines.append("OK: every command had exactly one terminal reply" if not problems
+                 else "PROBLEMS: " + "; ".join(problems[:10]))
+    return "\n".join(lines)
+
+
+def run_overhead(settings: LoadSettings | None = None, amqp_url: str | None = None,
+                 progress: Callable[[str], Any] | None = None,
+                 log_dir: str | os.PathLike[str] | None = None,
+                 rounds: int = 2) -> OverheadResult:
+    """The same load ``rounds`` times in each of :data:`MODES`, the order rotating from one
+    set to the next (so that a drift of the machine's load weighs on every mode); one
+    broker and one pair of actors for all, a new bridge process for each round."""
+    settings = settings or LoadSettings()
+    say = progress or (lambda _msg: None)
+    done = []
+    order = [MODES[(i + k) % len(MODES)] for i in range(rounds) for k in range(len(MODES))]
+    with state_dir(log_dir, "bench-load-") as state, running_peers(state, amqp_url, say) as peers:
+        for i, mode in enumerate(order):
+            tag = f" {mode.replace('+', '-')}-{i + 1}"
+            with running_bridge(state, peers, say, mode=mode, tag=tag) as setup:
+                wait_connected(setup.amqp_url)
+                tallies, warmup, seconds, rss = asyncio.run(_drive(setup, settings, say))
+                status = bridge_status(setup.amqp_url)
+                result = LoadResult(settings, tallies, warmup, seconds, rss, status,
+                                    log_problems(setup.bridge.log_text()), setup.cpu)
+                done.append(OverheadRound(mode, result.total.sent, seconds,
+                                          setup.cpu.get(setup.bridge.name, 0.0),
+                                          result.problems()))
+                say(f"{mode}: {done[-1].rate:,.0f} commands/s, bridge CPU "
+                    f"{done[-1].cpu_us_per_command:.0f} us/command")
+    return OverheadResult(settings, done, metrics_path_cost())
+
+
 def add_arguments(ap: Any) -> None:
     """The command-line options (shared with ``bridge bench load``)."""
     d = LoadSettings()
@@ -700,6 +874,9 @@ def add_arguments(ap: Any) -> None:
                     help="use this broker instead of starting a private one")
     ap.add_argument("--json", action="store_true", help="print JSON instead of text")
     ap.add_argument("--logs", default=None, metavar="DIR", help="keep the logs in DIR")
+    ap.add_argument("--metrics-overhead", type=int, default=0, metavar="N",
+                    help="instead: N rounds in each of three modes (metrics off, on, on with "
+                         "the per-command log line); report the rates and their ratios")
 
 
 def run_cli(args: Any, out: IO[str] | None = None) -> int:
@@ -707,9 +884,14 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     out = out or sys.stdout
     settings = LoadSettings(args.commands, args.legacy_clients, args.hub_clients,
                             args.amqp_clients, args.window, args.spam, args.warmup)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        result = run_load(settings, args.amqp,
-                          lambda msg: print(msg, file=sys.stderr, flush=True), args.logs)
+        if getattr(args, "metrics_overhead", 0):
+            overhead = run_overhead(settings, args.amqp, say, args.logs, args.metrics_overhead)
+            print(json.dumps(overhead.as_dict()) if args.json else format_overhead(overhead),
+                  file=out)
+            return 0 if not overhead.problems() else 1
+        result = run_load(settings, args.amqp, say, args.logs)
     except (BenchError, ValueError) as exc:
         print(f"bridge bench load: {exc}", file=sys.stderr)
         return 2

@@ -20,8 +20,8 @@ from .replies import Reply, error_keywords, failure
 from .routing import CommandTarget, PreferAmqpTarget, Route, Router, RoutingTable, no_target
 
 __all__ = [
-    "CommandHandle", "CommandObserver", "CommandReplyListener", "TIMED_OUT", "CommandStatus", "CommandTable", "IssuedCommands",
-    "ReplyCallback",
+    "CommandHandle", "CommandObserver", "CommandReplyListener", "CommandStatus", "CommandTable",
+    "IssuedCommands", "ReplyCallback", "TIMED_OUT",
     "MidAllocator", "MAX_MID", "Reply", "error_keywords", "failure",
     "CachedKeyword", "KeywordCache", "KeywordCallback",
     "CommandTarget", "PreferAmqpTarget", "Route", "Router", "RoutingTable", "no_target",

@@ -23,7 +23,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..core import TIMED_OUT, CommandHandle, Reply
+from ..core import TIMED_OUT, CommandHandle, CommandStatus, Reply
 from ..core.routing import ROUTING_FAILURE_PREFIX
 from ..protocol import format_keywords
 
@@ -35,6 +35,8 @@ SIDES = ("amqp", "legacy", "hub")
 RTT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                5.0, 10.0, 30.0, 60.0, 300.0)
 _REFUSALS = (ROUTING_FAILURE_PREFIX, "Could not send the command to")
+_DONE = CommandStatus.DONE
+_now = time.perf_counter
 
 #: ``sink(stats, handle, commander, incoming_id, outcome, seconds)`` at each command's end.
 EndSink = Callable[["CommandStats", CommandHandle, str | None, Any, str, float], None]
@@ -102,21 +104,23 @@ class _Watch:
     def command_reply(self, handle: CommandHandle, reply: Reply) -> None:
         stats = self.stats
         stats.replies += 1
-        stats.last_reply = time.perf_counter()
+        stats.last_reply = _now()
         if stats.traffic is not None:
             stats.traffic(f"{stats.side}< {self.commander} {self.incoming_id} "
                           f"{handle.command_id} {reply.code} {_keywords(reply)}")
 
     def command_ended(self, handle: CommandHandle) -> None:
+        seconds = _now() - self.started
         stats = self.stats
-        seconds = time.perf_counter() - self.started
         stats.in_flight -= 1
-        outcome = outcome_of(handle)
+        outcome = "done" if handle.status is _DONE else outcome_of(handle)
         stats.ended[outcome] += 1
         if outcome != "refused":
             stats.rtt_counts[bisect_left(RTT_BUCKETS, seconds)] += 1
             stats.rtt_sum += seconds
-        self.metrics._ended(stats, handle, self.commander, self.incoming_id, outcome, seconds)
+        metrics = self.metrics
+        if metrics.command_log or stats.traffic is not None:
+            metrics._ended(stats, handle, self.commander, self.incoming_id, outcome, seconds)
 
 
 def _keywords(reply: Reply) -> str:
@@ -172,7 +176,7 @@ class BridgeMetrics:
             self._ended(stats, handle, commander, incoming_id, "refused", 0.0)
             return
         stats.in_flight += 1
-        handle.observe(_Watch(stats, self, commander, incoming_id, time.perf_counter()))
+        handle.observe(_Watch(stats, self, commander, incoming_id, _now()))
 
     def refused(self, actor: str, side: str, commander: str | None, incoming_id: Any,
                 reason: str) -> None:
@@ -189,7 +193,7 @@ class BridgeMetrics:
         if stats.traffic is not None:
             stats.traffic(f"{stats.side}. {commander} {incoming_id} {handle.command_id} "
                           f"{outcome} {seconds:.6f}")
-        if self.command_log:
+        if self.command_log and command_log.isEnabledFor(logging.INFO):
             command_log.info("%s %s from %s id=%s -> id=%s: %s in %.6f s, %d replies: %r",
                              stats.actor, stats.side, commander, incoming_id,
                              handle.command_id, outcome, seconds, len(handle.replies),
