@@ -285,7 +285,7 @@ class Bridge:
     async def _start_faces(self, rt: ActorRuntime) -> None:
         cfg = rt.config
         assert self.router is not None and self.connection is not None
-        self.monitoring.watch_actor(cfg.name)
+        self.monitoring.watch_actor(cfg.name, cfg.lives)
         if cfg.lives != "amqp" and cfg.amqp:
             schema = rt.dictionary.json_schema() if rt.dictionary is not None else None
             face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),

@@ -107,7 +107,7 @@ class _Watch:
         stats.last_reply = _now()
         if stats.traffic is not None:
             stats.traffic(f"{stats.side}< {self.commander} {self.incoming_id} "
-                          f"{handle.command_id} {reply.code} {_keywords(reply)}")
+                          f"{handle.command_id} {reply.code} {reply_text(reply)}")
 
     def command_ended(self, handle: CommandHandle) -> None:
         seconds = _now() - self.started
@@ -123,7 +123,8 @@ class _Watch:
             metrics._ended(stats, handle, self.commander, self.incoming_id, outcome, seconds)
 
 
-def _keywords(reply: Reply) -> str:
+def reply_text(reply: Reply) -> str:
+    """A reply's keywords as a line would carry them (else its JSON)."""
     try:
         return format_keywords(reply.keywords)
     except Exception:  # a reply that has no line form: its JSON

@@ -20,7 +20,7 @@ from ..core import PreferAmqpTarget
 from .exposition import Exposition
 from .health import Health, assess
 from .http import HttpEndpoint
-from .metrics import OUTCOMES, BridgeMetrics
+from .metrics import OUTCOMES, BridgeMetrics, reply_text
 from .traffic import TrafficLogs
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ class Monitoring:
         self.amqp_reconnects = 0
         self.tron_reconnects = 0
         self._tron_connects = 0
+        self._broadcasts_logged: set[str] = set()
         self.started_at = time.time()
 
     # -- life cycle ------------------------------------------------------------------------
@@ -104,10 +105,19 @@ class Monitoring:
             if self.metrics is not None:
                 self.metrics.set_traffic(actor, self.traffic.sink(actor))
 
-    def watch_actor(self, actor: str) -> None:
-        """An actor is served: its command crossings go to its traffic log."""
-        if self.traffic is not None and self.metrics is not None:
-            self.metrics.set_traffic(actor, self.traffic.sink(actor))
+    def watch_actor(self, actor: str, lives: str) -> None:
+        """An actor is served: its command crossings go to its traffic log, and so do the
+        broadcasts of an AMQP actor (``amqp* <code> <keywords>``), once per actor."""
+        if self.traffic is None:
+            return
+        sink = self.traffic.sink(actor)
+        if self.metrics is not None:
+            self.metrics.set_traffic(actor, sink)
+        target = self.bridge.amqp_target
+        if lives == "amqp" and target is not None and actor not in self._broadcasts_logged:
+            self._broadcasts_logged.add(actor)
+            target.add_reply_listener(
+                lambda reply: sink(f"amqp* {reply.code} {reply_text(reply)}"), sender=actor)
 
     # -- facts -----------------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:

@@ -6,7 +6,9 @@ Each line is a UTC timestamp and what crossed, marked by its direction:
   TCP port, exactly as on the wire (no line ending);
 * ``amqp> <commander> <command id> <id sent on> <text>``: a command that entered on a
   side (``amqp``, ``legacy``, ``hub``) for the actor; ``amqp< ... <code> <keywords>`` each
-  reply relayed back; ``amqp. ... <outcome> <seconds>`` its end.
+  reply relayed back; ``amqp. ... <outcome> <seconds>`` its end;
+* ``amqp* <code> <keywords>``: a broadcast of an AMQP actor (what its legacy clients see as
+  unsolicited lines; replies to others' commands included).
 
 Files rotate as the main log does (:class:`~bridge.service.logs.Rotation`): by size, or
 one file per observing night.

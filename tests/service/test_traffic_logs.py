@@ -141,3 +141,35 @@ def test_traffic_logs_rotate_by_night(tmp_path):
     logs.close()
     assert [e for e in traffic_entries(tmp_path / "shutter-61399.log")] == [(">", "1 status")]
     assert traffic_entries(tmp_path / "shutter-61400.log") == [("<", "5 1 : shutter=open")]
+
+
+@aio_test
+async def test_traffic_log_of_an_amqp_actor(amqp_url, start_clu_camera, tmp_path):
+    """A clu AMQP actor's traffic log: the commands its legacy face sent it, their replies
+    and ends, and its replies to another AMQP client (what the face's clients see)."""
+    start_clu_camera(amqp_url)
+    face_port = free_port()
+    config = parse_config({"name": "camlogged", "logs": {"traffic": str(tmp_path / "t")},
+                           "control": {"heartbeat": 0},
+                           "actors": {"camera": {"lives": "amqp", "legacy_port": face_port}}})
+    async with Bridge(config, amqp_url), clu_client(amqp_url, "other") as client:
+        face = await LegacyClient.connect(face_port)
+        try:
+            replies = await face.command("me.you 5 echo a b", 5)
+            assert replies[-1].code == ":"
+        finally:
+            face.close()
+        assert (await clu_send(client, "camera", "ping")).status.did_succeed
+        log_path = tmp_path / "t" / "camera.log"
+        await wait_until(lambda: any(d == "amqp*" and ":" in rest.split(" ")[0]
+                                     for d, rest in traffic_entries(log_path)),
+                         what="the other client's ping reply in the log")
+    entries = traffic_entries(log_path)
+    (sent,) = [rest for d, rest in entries if d == "legacy>"]
+    commander, incoming, command_id, text = sent.split(" ", 3)
+    assert (commander, text) == ("me.you", "echo a b") and incoming.endswith(".5")
+    got = [rest for d, rest in entries if d == "legacy<"]
+    assert len(got) == len(replies) and got[-1].startswith(f"{commander} {incoming} "
+                                                           f"{command_id} : echo=")
+    assert [rest.split(" ")[3] for d, rest in entries if d == "legacy."] == ["done"]
+    assert any(rest.startswith(": ") for d, rest in entries if d == "amqp*")
