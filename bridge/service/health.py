@@ -2,7 +2,8 @@
 the control actor's ``health`` keyword.
 
 Levels, as a supervisor reads exit codes: ``ok`` (0), ``degraded`` (1: it runs, but an
-actor's link is down or the Tron hub is unreachable, so some commands fail), ``down``
+actor's link is down, the Tron hub is unreachable or one of its AMQP queues could not be
+put back in place, so some commands fail), ``down``
 (2: the bridge is not connected to its broker, or cannot be reached at all).
 """
 
@@ -43,7 +44,8 @@ def assess(facts: dict[str, Any]) -> Health:
     amqp = facts.get("amqp") or {}
     if not amqp.get("connected"):
         return Health(2, f"not connected to the AMQP broker ({amqp.get('node') or '?'})")
-    problems = []
+    problems = [f"queue {name}: {why}"
+                for name, why in sorted((amqp.get("queue_problems") or {}).items())]
     tron = facts.get("tron")
     if tron is not None and tron.get("state") != "connected":
         problems.append(f"Tron hub {tron.get('host')}:{tron.get('port')} {tron.get('state')}")

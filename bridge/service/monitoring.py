@@ -129,7 +129,8 @@ class Monitoring:
             "uptime": time.time() - self.started_at,
             "amqp": {"connected": bool(conn is not None and conn.connected),
                      "node": amqp_node(conn), "reconnects": self.amqp_reconnects,
-                     "held_publishes": getattr(conn, "held_publishes", 0)},
+                     "held_publishes": getattr(conn, "held_publishes", 0),
+                     "queue_problems": dict(getattr(conn, "queue_problems", {}))},
             "tron": None, "hub": None,
         }
         if bridge.tron is not None:
