@@ -14,12 +14,17 @@ models) does, in this order:
   (TUI/BackgroundTasks.py), and ``msg`` for the message window.
 
 Each of these must end with ``:`` for a logged-in GUEST (a program with no actors of its
-own), or STUI reports a failed refresh / a dead connection.
+own), or STUI reports a failed refresh / a dead connection. The first test speaks the
+protocol itself; the others run opscore's dispatcher and models as STUI builds them
+(``tests/hub/stui_peer.py``), against our hub and against the real Tron hub.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import sys
 from pathlib import Path
 
 from bridge.hub import AuthConfig, password_digest
@@ -29,6 +34,8 @@ from bridge.protocol.dictionary.actorkeys_import import import_actorkeys
 from bridge.protocol.dictionary.loader import check_document
 from tests.hub.helpers import RawCommander, echo_actor, legacy_route, running_hub, until
 from tests.support.aio import aio_test
+from tests.support.ports import free_port
+from tests.support.tron_hub import TronHub
 
 DATA = Path(__file__).parent / "data"
 MODELS = ("hub", "cmds", "perms", "msg", "apo")
@@ -118,3 +125,86 @@ async def test_stui_connect_refresh_probe_and_users_window():
         assert any(l.startswith(f'GUEST.bob {status_mid} hub i user="GUEST.bob","STUI","3.0",'
                                 f'"Darwin"') for l in answers[status_mid])
         await stui.close()
+
+
+# -- STUI's own network stack (opscore's HubConnection, dispatcher and models) ---------------
+
+STUI_PEER = Path(__file__).parent / "stui_peer.py"
+
+
+async def run_stui(port: int, program: str, password: str, actors: str) -> dict:
+    """Run tests/hub/stui_peer.py against an authenticated port; its JSON report."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(STUI_PEER), "--port", str(port), "--program", program,
+        "--password", password, "--username", "bob", "--dictionaries", str(DATA),
+        "--actors", actors, "--timeout", "30", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+def _warnings(report: dict) -> list[str]:
+    """What STUI's log would show as problems (the dispatcher also logs every reply)."""
+    return sorted(m for m in report["log"] if re.match(r"(No refresh data|Refresh command|"
+                                                      r"CouldNotParse)", m) or " F " in m)
+
+
+@aio_test
+async def test_stuis_own_stack_against_our_hub_and_real_tron(tmp_path):
+    """opscore's dispatcher and models (as STUI builds them) refresh, probe and message
+    through both hubs with the same outcome: no failed command, the same keyVars without
+    refresh data (keys neither hub has: the hub dictionary's CmdIn, NoTarget, hubtxt, the
+    cmds dictionary's New*/Cmd* keys), the same values."""
+    models = "hub,cmds,perms,msg"
+    tron_hub = TronHub(tmp_path / "tron", auth_port=free_port(), passwords={"GUEST": "welcome"})
+    try:
+        await asyncio.to_thread(tron_hub.start)
+        with_tron = await run_stui(tron_hub.auth_port, "GUEST", "welcome", models)
+    finally:
+        await asyncio.to_thread(tron_hub.stop)
+    async with running_hub(port=None, http_root=("127.0.0.1", "/"), auth=AuthConfig(
+            {"GUEST": "welcome"}, load_programs(DATA / "programs.json"),
+            reply_eol="\r")) as hub:
+        with_ours = await run_stui(hub.auth_port, "GUEST", "welcome", models)
+
+    for report in (with_ours, with_tron):
+        assert "error" not in report, report
+        assert report["cmdr"] == "GUEST.bob"
+        assert report["commands"] == {"hub version": "done", "msg": "done"}, report["log"]
+    both = ["No refresh data for cmds keyVars: CmdActor, CmdText, CmdTime, Cmdr, CmdrCID, "
+            "CmdrMID, NewCmd",
+            "No refresh data for hub keyVars: CmdIn, NoTarget, hubtxt"]
+    assert _warnings(with_ours) == both
+    # tron has no programs/lockedActors until someone runs perms status (difference 18).
+    assert _warnings(with_tron) == sorted(
+        [*both, "No refresh data for perms keyVars: lockedActors, programs"])
+    ours, tron = with_ours["values"], with_tron["values"]
+    assert ours["hub"]["httpRoot"] == tron["hub"]["httpRoot"] == ["127.0.0.1", "/"]
+    assert ours["hub"]["users"] == tron["hub"]["users"] == ["GUEST.bob"]
+    assert ours["hub"]["user"][:5] == tron["hub"]["user"][:5]
+    assert set(ours["hub"]) == set(tron["hub"])
+    assert ours["perms"]["programs"] == ["APO", "GUEST", "LCO", "OBSERVER", "TOY_PROGRAM"]
+    assert ours["perms"]["actors"] == tron["perms"]["actors"] == ["hub"]
+
+
+@aio_test
+async def test_stuis_own_stack_with_an_actor_of_more_than_20_keys():
+    async with echo_actor("apo") as apo, running_hub(
+            [legacy_route("apo", apo.port)], port=None, http_root=("sdss5-hub", "/"),
+            auth=AuthConfig({"GUEST": "welcome"}, load_programs(DATA / "programs.json"),
+                            reply_eol="\r")) as hub:
+        await until(lambda: "apo" in hub.actor_names(), "the link to apo")
+        report = await run_stui(hub.auth_port, "GUEST", "welcome", ",".join(MODELS))
+    assert "error" not in report, report
+    assert report["commands"] == {"hub version": "done", "msg": "done"}, report["log"]
+    assert not [w for w in _warnings(report) if not w.startswith("No refresh data")]
+    assert report["values"]["hub"]["httpRoot"] == ["sdss5-hub", "/"]
+    assert report["values"]["apo"] == {"version": ["1.0"]}  # the echo actor's only keyword
+    assert [c for c in report["refreshCommands"] if c.startswith("keys getFor=apo")] == sorted(
+        f"keys {text}" for _actor, text in refresh_commands("apo"))
