@@ -1,8 +1,8 @@
 """The authenticated hub port: tron's ``knockKnock``/``login`` handshake.
 
 Sans-IO: :class:`Login` is the per-connection state machine, :class:`AuthConfig` the
-passwords and the initial permission tables (enforced by :mod:`bridge.hub.perms`). The server feeds it the text of every ``auth`` command
-and writes the replies it returns.
+passwords and the initial permission tables (enforced by :mod:`bridge.hub.perms`). The
+server feeds it the text of every ``auth`` command and writes the replies it returns.
 
 Handshake (tron's ``NubAuth``)::
 
@@ -52,9 +52,10 @@ class AuthConfig:
     tron's ``programs.json`` form (``{"prog": {"actors": [...]}}``) or as plain lists:
     the hub's :class:`~bridge.hub.perms.Permissions` start with them. ``gods`` may
     command every actor (also locked ones); ``safe_commands``: the pattern of commands
-    any logged-in commander may send to an actor that has no pattern of its own. ``port``/``host``: where the
-    authenticated port listens (host: the server's host if None). ``reply_eol``: the
-    line end of replies on that port (tron writes a bare ``"\\r"``; opscore reads any).
+    any logged-in commander may send to an actor that has no pattern of its own.
+    ``port``/``host``: where the authenticated port listens (host: the server's host if
+    None). ``reply_eol``: the line end of replies on that port (tron writes a bare
+    ``"\\r"``; opscore reads any).
     """
 
     passwords: Mapping[str, str]

@@ -6,8 +6,8 @@
 protocol (``mid actor text`` after the ``knockKnock``/``login`` handshake). Every command
 goes through the :class:`~bridge.core.Router`; ``perms``, ``hub``, ``keys`` and ``msg``
 are answered by the hub itself; commanders that logged in are held to the ``perms``
-tables (tron's ``Auth.checkAccess``). Every reply goes to every commander, as tron does. What is emulated
-and what deliberately is not: ``protocol_specs/hub.md``.
+tables (tron's ``Auth.checkAccess``). Every reply goes to every commander, as tron does.
+What is emulated and what deliberately is not: ``protocol_specs/hub.md``.
 """
 
 from __future__ import annotations

@@ -157,7 +157,10 @@ def log_in(port: int, program: str, user: str) -> tuple[Client, list[str]]:
     return client, [line for line in replies if " auth " in line]
 
 
-def run_session(port: int, auth_port: int) -> tuple[dict[str, list[str]], list[dict[str, list[str]]]]:
+Lines = dict[str, list[str]]  # client name -> the lines it received
+
+
+def run_session(port: int, auth_port: int) -> tuple[Lines, list[Lines]]:
     """Login replies per client, and each step's lines per client."""
     clients: dict[str, Client] = {"plain": Client(port)}
     logins: dict[str, list[str]] = {}
