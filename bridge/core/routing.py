@@ -271,6 +271,20 @@ class Router:
 
 #: clu's error text when no actor consumes the command's routing key.
 ROUTING_FAILURE_PREFIX = "Failed routing message to consumer"
+#: Part of the AMQP commander's error for a command whose actor went away (its commands
+#: queue lost its consumer) while the command was in flight.
+WENT_AWAY_TEXT = "went away while the command was running"
+
+
+def never_started(reply: Reply, earlier_replies: int) -> bool:
+    """True if ``reply`` fails an AMQP command the actor never started: clu's routing
+    failure (nobody consumes the queue), or the actor went away before its first reply
+    (clu answers ``>`` as soon as it starts a command; one that died with the actor's
+    queue, unread, had no reply at all). Such a command can be sent elsewhere safely."""
+    if not reply.is_failure or earlier_replies:
+        return False
+    error = str(reply.json.get("error", ""))
+    return error.startswith(ROUTING_FAILURE_PREFIX) or WENT_AWAY_TEXT in error
 
 
 class PreferAmqpTarget:
@@ -279,8 +293,10 @@ class PreferAmqpTarget:
     Presence is polled (``presence(actor)``, e.g. whether ``<actor>_commands`` has a
     consumer) every ``interval`` seconds; a command that finds the AMQP actor gone
     (clu's "Failed routing message" failure before any other reply) is sent to the
-    primary side instead, so a switch in either direction loses no command. Each switch
-    is logged and reported through ``on_switch(side)``.
+    primary side instead, so a switch in either direction loses no command; so is a
+    command the AMQP actor took with it, unstarted, when it stopped (no reply at all
+    before the "went away" failure, see :func:`never_started`). Each switch is logged
+    and reported through ``on_switch(side)``.
     """
 
     def __init__(self, actor: str, primary: Any, amqp: Any,
@@ -359,8 +375,7 @@ class PreferAmqpTarget:
         outer.set_time_limit(time_limit)
 
         def relay(reply: Reply) -> None:
-            if (reply.is_failure and not outer.replies
-                    and str(reply.json.get("error", "")).startswith(ROUTING_FAILURE_PREFIX)):
+            if never_started(reply, len(outer.replies)):
                 self._switch(self.primary_side)  # the AMQP actor is gone: fall back
                 inner = self.primary.send_command(actor, text, commander=commander,
                                                   callback=outer.add_reply)

@@ -87,3 +87,31 @@ async def test_prefer_amqp_counts_only_its_own_commands_on_the_shared_amqp_targe
         assert target.in_flight == 0 and shared_amqp.handles[0].done() is False
     finally:
         await target.stop()
+
+
+@aio_test
+async def test_prefer_amqp_resends_what_the_gone_actor_never_started_and_only_that():
+    """The AMQP actor stops with commands it never started (no reply at all, not even
+    `>`): those go to the legacy side; one it had started fails as it did."""
+    primary, amqp = HoldingTarget(), HoldingTarget()
+
+    async def present(actor):
+        return True
+
+    target = PreferAmqpTarget("shutter", primary, amqp, present, interval=60)
+    await target.start()
+    try:
+        queued = target.send_command("shutter", "whoami")
+        started = target.send_command("shutter", "slow 1")
+        amqp.handles[1].add_reply(Reply(">", "shutter"))
+        gone = "Actor 'shutter' went away while the command was running (no consumer ...)."
+        for handle in amqp.handles:
+            handle.fail(gone)
+        assert started.failed and started.error == gone
+        assert not queued.done() and [h.text for h in primary.handles] == ["whoami"]
+        assert target.side == "legacy"
+        primary.release()
+        await asyncio.wait_for(queued.wait(), 5)
+        assert queued.succeeded
+    finally:
+        await target.stop()
