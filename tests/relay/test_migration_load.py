@@ -103,7 +103,9 @@ def test_reverse_walkthrough_under_load_reloaded_with_the_cli(amqp_url, tmp_path
     assert [ph.action for ph in p] == [None, "reload:prefer", "stop:amqp", "reload:legacy"]
     for kind in ("hub", "face", "amqp"):
         assert _served(p[0], kind) == {"amqp"} and _allowed(p[0], kind) == 0, report
-        assert _served(p[1], kind) == {"amqp"}, report  # the AMQP shutter is still preferred
+        # The AMQP shutter is still preferred (what it took unstarted with it when it
+        # stopped, at the start of phase 3, went to the legacy shutter).
+        assert "amqp" in _served(p[1], kind), report
     for kind in ("hub", "face"):
         assert "legacy" in _served(p[2], kind), report
         assert _served(p[3], kind) == {"legacy"} and _allowed(p[3], kind) == 0, report
