@@ -685,8 +685,8 @@ class HubServer:
     def _route_changed(self, actor: str, description: str, event: str) -> None:
         if not self._running:
             return
-        self._watch_targets()
         self.check_actors()
+        self._watch_targets()
         if event == "side":  # a prefer-AMQP actor switched sides: tell every commander
             self.inform(*self.verbs.route_keywords(actor))
 
@@ -698,9 +698,11 @@ class HubServer:
     def _target_state(self, actor: str, part: Any, state: str) -> None:
         if not self._running:
             return
+        # As tron: the actor is listed (Actors, its perms registration) before its init
+        # commands go out.
+        self.check_actors()
         if state == "connected":
             self._send_init_commands(actor, part)
-        self.check_actors()
 
     def _send_init_commands(self, actor: str, part: Any) -> None:
         route = self.router.table.get(actor)
