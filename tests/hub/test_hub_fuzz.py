@@ -27,11 +27,15 @@ from tests.support.aio import aio_test
 _examples = count(1)
 SENTINEL = 987654321
 
-ACTORS = st.sampled_from(["hub", "keys", "msg", "echo", "nosuch", "auth", "Hub", "echo.x"])
+ACTORS = st.sampled_from(["hub", "keys", "msg", "perms", "echo", "nosuch", "auth", "Hub",
+                         "echo.x"])
 KNOWN_TEXTS = st.sampled_from([
     "", "version", "status", "ping", "actors", "commanders", "startNubs", "startNubs echo",
     "startNubs nosuch", "stopNubs", "getFor=echo", "getFor=echo echo nosuch", "getFor=",
-    "getFor=nosuch a", "slow 0.05", "bcast", "dbg 1+1", "x" * 300,
+    "getFor=nosuch a", "slow 0.05", "bcast", "dbg 1+1", "x" * 300, "getFor=cmds CmdIn x",
+    "lock", "lock echo", "unlock", "unlock *", "setLocked *", "register", "register x y",
+    "unregister *", "unregister APO", "set program=X echo", "add program=APO nosuch",
+    "drop program=", "set echo", "lock \"echo\"",
 ])
 # Anything but a line end; surrogates cannot be encoded.
 ANY_TEXT = st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)),
