@@ -48,6 +48,8 @@ STEPS: list[tuple[str, str, str]] = [
     ("guest", "keys", f"getFor=cmds {STUI_CMDS_KEYS}"),
     ("plain", "msg", "hello there"),
     ("plain", "keys", "getFor=msg msg"),
+    ("guest", "keys", "getFor=msg"),
+    ("plain", "keys", "getFor=hub nosuch"),
     ("plain", "perms", "status"),
     ("guest", "keys", "getFor=perms actors programs lockedActors authList"),
     ("guest", "hub", "version"),
