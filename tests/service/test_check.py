@@ -51,9 +51,14 @@ async def test_check_well_link_down_broker_stopped(amqp_url, rabbitmq, clu_shutt
         await asyncio.to_thread(rabbitmq.stop)
         try:
             await wait_until(lambda: not bridge.connection.connected, 60, "the broker loss")
-            code, line = await check("--http", http)
-            assert code == 2 and line.startswith(
-                "DOWN: bridge checked: not connected to the AMQP broker"), line
+            # A broadcast of the control actor now waits for the broker: held, and counted.
+            held = asyncio.ensure_future(bridge.control.announce({"text": "held"}))
+            await wait_until(lambda: bridge.connection.held_publishes == 1, what="held")
+            code, line = await check("--http", http, "--json")
+            body = json.loads(line)
+            assert (code, body["status"]) == (2, "down") and body["reason"].startswith(
+                "not connected to the AMQP broker"), line
+            assert body["facts"]["amqp"]["held_publishes"] == 1
             code, line = await check("--amqp", amqp_url, "--name", "checked", "--timeout", "5")
             assert code == 2 and line == "DOWN: bridge checked: cannot connect to the AMQP broker"
             code, line = await check("--hub", f"127.0.0.1:{hub_port}", "--name", "checked",
@@ -63,7 +68,9 @@ async def test_check_well_link_down_broker_stopped(amqp_url, rabbitmq, clu_shutt
         finally:
             await asyncio.to_thread(rabbitmq.start)
         await wait_until(lambda: bridge.connection.connected, 60, "the reconnection")
+        await asyncio.wait_for(held, 60)  # published once the broker is back
         assert bridge.monitoring.facts()["amqp"]["reconnects"] == 1
+        assert bridge.connection.held_publishes == 0
 
     code, line = await check("--http", f"127.0.0.1:{free_port()}")
     assert code == 2 and line.startswith("DOWN: bridge ?: cannot reach http://"), line
