@@ -28,7 +28,7 @@ from tests.hub.helpers import until
 from tests.legacy.tcc_peer import TccPeer
 from tests.support.aio import aio_test
 from tests.support.ports import LOOPBACK, free_port
-from tests.support.tron_hub import ActorEntry, TronHub
+from tests.support.tron_hub import TronHub
 
 #: tron's APO TCC nub's initCmds (tron/Nubs/tcc.py, not LCO).
 TCC_INIT = ["show version", "show users", "show time", "show status", "show inst/full",
@@ -141,8 +141,7 @@ async def test_tcc_with_cr_framing_and_init_commands_against_real_tron(tmp_path)
     tron_peer = TccPeer()
     tron_port = await asyncio.to_thread(tron_peer.start)
     tron_hub = TronHub(tmp_path / "tron")
-    tron_hub.actors["tcc"] = ActorEntry("tcc", LOOPBACK, tron_port)
-    tron_hub._write_config()
+    tron_hub.add_stock_actor("tcc", LOOPBACK, tron_port)
     try:
         await asyncio.to_thread(tron_hub.start)
         watcher = Watcher(tron_hub.port)

@@ -280,6 +280,16 @@ class TronHub:
         self._write_atomic(self.nub_dir / f"{name}.py", module)
         self._write_config()
 
+    def add_stock_actor(self, name: str, host: str, port: int) -> None:
+        """Make actor ``name`` known to the hub for tron's OWN nub of that name
+        (``tron/Nubs/<name>.py``, e.g. ``tcc``: its framing, initCmds and safeCmds), which
+        reads only host and port from ``local.json``. No nub module is generated."""
+        stale = self.nub_dir / f"{name}.py"
+        if stale.exists():
+            stale.unlink()
+        self.actors[name] = ActorEntry(name, host, int(port))
+        self._write_config()
+
     def start_nubs(self, *names: str, timeout: float = 15.0) -> list[str]:
         """Send ``hub startNubs NAMES``, wait for its ``:`` and for each nub to be usable.
 
