@@ -72,6 +72,22 @@ def _overrides(items: list[str]) -> dict[str, tuple[str, int]]:
     return out
 
 
+def _source(args: argparse.Namespace, config_dir: Path, nubs_dir: Path) -> str:
+    """Where the deployment came from, for the file's first comment (no machine paths
+    for what was found by default)."""
+    config = args.config_dir or ("$CONFIG_DIR" if os.environ.get("CONFIG_DIR")
+                                 else "the installed sdss-tron's tron/config")
+    if args.nubs is not None:
+        return f"{config} and the nubs in {nubs_dir}"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = f" {version('sdss-tron')}"
+    except PackageNotFoundError:
+        release = ""
+    return f"{config} and the installed sdss-tron{release}'s tron/Nubs"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         tron_dir = installed_tron_dir() if args.config_dir is None or args.nubs is None \
@@ -96,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
                     args.output.resolve().parent))
         result = translate(args.location, location_config, hub_config, sources,
                            programs=written_programs, overrides=_overrides(args.actor),
-                           host=args.host, source=f"{config_dir} and {nubs_dir}")
+                           host=args.host, source=_source(args, config_dir, nubs_dir))
         text = render_toml(result, name=args.name, hub_host=args.hub_host,
                            passwords=args.passwords, hub_port=args.hub_port,
                            auth_port=args.auth_port)

@@ -5,6 +5,10 @@ the spelling last seen on the wire. Values are JSON values: typed when the repor
 knew the actor's keyword dictionary, else the untyped mapping of
 :func:`bridge.protocol.keywords_to_json`. Subscribers hear about changes once per
 update, with all the keywords that changed in it.
+
+Each entry can also keep the keyword as it was written on the wire (``raw``), so a
+hub answers ``keys getFor=<actor>`` with the actor's own text (``SecFocus=40.00``,
+``MoveItems="NNNNNNYNN"``), as tron does, rather than with the text of the JSON value.
 """
 
 from __future__ import annotations
@@ -27,11 +31,13 @@ KeywordCallback = Callable[[str, dict[str, Any]], "Awaitable[None] | None"]
 
 @dataclass(slots=True)
 class CachedKeyword:
-    """One cached keyword: its spelling, its JSON value and when it was last reported."""
+    """One cached keyword: its spelling, its JSON value, when it was last reported and,
+    if the reporter gave it, the keyword as written on the wire (``raw``)."""
 
     name: str
     value: Any
     updated: float
+    raw: Keyword | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +73,10 @@ class KeywordCache:
                 found[entry.name] = entry.value
         return found
 
+    def entries(self, actor: str) -> list[CachedKeyword]:
+        """The cached records of every keyword of ``actor``, in first-reported order."""
+        return list(self._actors.get(actor, {}).values())
+
     def value(self, actor: str, name: str, default: Any = None) -> Any:
         """The value of one keyword, or ``default``."""
         entry = self._actors.get(actor, {}).get(name.lower())
@@ -84,30 +94,35 @@ class KeywordCache:
         return bool(self._actors.get(item))  # type: ignore[arg-type]
 
     # -- writing ---------------------------------------------------------------------
-    def update(self, actor: str, keywords: Mapping[str, Any] | Iterable[Keyword]) -> list[str]:
+    def update(self, actor: str, keywords: Mapping[str, Any] | Iterable[Keyword],
+               raw: Iterable[Keyword] | None = None) -> list[str]:
         """Store the keywords of one reply of ``actor``; return the names whose value changed.
 
         ``keywords`` is a JSON object (``{name: value}``) or line-protocol keywords
-        (converted with the untyped mapping). A keyword seen for the first time counts
-        as changed; one reported again with the same value does not.
+        (converted with the untyped mapping). ``raw``: the reply's keywords as written
+        on the wire, kept beside their values (an actor's replies; not given, an entry
+        has none). A keyword seen for the first time counts as changed; one reported
+        again with the same value does not.
         """
         values = keywords if type(keywords) is dict or isinstance(keywords, Mapping) \
             else keywords_to_json(keywords)
         if not values:
             return []
+        written = {k.name.lower(): k for k in raw} if raw is not None else None
         entries = self._actors.setdefault(actor, {})
         now = time.time()
         changed: dict[str, Any] = {}
         for name, value in values.items():
             key = name.lower()
             entry = entries.get(key)
+            wire = written.get(key) if written is not None else None
             if entry is None:
-                entries[key] = CachedKeyword(name, value, now)
+                entries[key] = CachedKeyword(name, value, now, wire)
                 changed[name] = value
                 continue
             if entry.value != value or type(entry.value) is not type(value):
                 changed[name] = value
-            entry.name, entry.value, entry.updated = name, value, now
+            entry.name, entry.value, entry.updated, entry.raw = name, value, now, wire
         if self._subscriptions:
             self._notify(actor, changed, dict(values))
         return list(changed)

@@ -104,7 +104,7 @@ class _Relay:
         server = self.server
         server.emit(f"{self.prefix}{code} {keywords_text(keywords)}", cmd.connection)
         if keywords:
-            server.cache.update(cmd.actor, reply.json)
+            server.cache.update(cmd.actor, reply.json, keywords)
         if code in TERMINAL_CODES:
             server._ended(cmd, code)
 
@@ -470,7 +470,7 @@ class HubServer:
         keywords = reply.keywords
         self.emit(hub_line("." + actor, 0, actor, reply.code, keywords_text(keywords)))
         if keywords:
-            self.cache.update(actor, reply.json)
+            self.cache.update(actor, reply.json, keywords)
 
     # -- connections -----------------------------------------------------------------------
     def _connected(self, conn: HubConnection) -> None:

@@ -14,9 +14,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ..core import KeywordCache, Router
+from ..core import CachedKeyword, KeywordCache, Router
 from ..legacy.actor_link import ActorLink
-from ..protocol import Keyword, json_to_keywords, parse_keywords_lenient
+from ..protocol import Keyword, json_to_keyword, parse_keywords_lenient
 from .command import HubCommand
 from .lines import message_time, strings, text
 from .mirror import target_parts
@@ -199,8 +199,10 @@ class HubVerbs:
         cmd.reply(":", (), private=True)
 
     def _cached_keywords(self, actor: str, names: list[str]) -> tuple[list[Keyword], list[str]]:
+        """The cached keywords, as the actor wrote them where the cache kept that (tron
+        returns the text it read), else written from their JSON values."""
         cache = self.server.cache
-        values: dict[str, Any] = {}
+        entries: list[CachedKeyword] = []
         unmatched: list[str] = []
         if names:
             for name in names:
@@ -208,10 +210,12 @@ class HubVerbs:
                 if entry is None:
                     unmatched.append(name)
                 else:
-                    values[entry.name] = entry.value
+                    entries.append(entry)
         else:
-            values = cache.get(actor)
-        return (list(json_to_keywords(values)) if values else []), unmatched
+            entries = cache.entries(actor)
+        keywords = [e.raw if e.raw is not None else json_to_keyword(e.name, e.value)
+                    for e in entries]
+        return keywords, unmatched
 
     def _cmds_keywords(self, names: list[str]) -> tuple[list[Keyword], list[str]]:
         """The ``cmds`` diagnostics as written last (tron's cache of source ``cmds``)."""

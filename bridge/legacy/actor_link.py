@@ -289,6 +289,9 @@ class ActorLink:
         self._protocol = protocol
         self.cid = None
         self.greeting = None
+        # Mids start at 1 on each connection, as with tron's new nub (nothing is in
+        # flight: the commands of the last connection failed when it dropped).
+        self._mids = MidAllocator()
         loop = asyncio.get_event_loop()
         self._greeting_timer = loop.call_later(GREETING_WAIT, self._greeting_done)
 
@@ -333,7 +336,8 @@ class ActorLink:
             if self.cache is not None and keywords:
                 # tron caches every line it reads, the greeting too; a listener may not
                 # be there yet (the hub port starts after the links), so store it here.
-                self.cache.update(self.name, values if values is not None else keywords)
+                self.cache.update(self.name, values if values is not None else keywords,
+                                  keywords)
             self._set_state("connected")
         ours = parsed.mid != 0 and (self.cid is None or parsed.cid == self.cid)
         handle = self._commands.get(parsed.mid) if ours else None

@@ -121,3 +121,18 @@ async def test_async_callbacks_are_scheduled() -> None:
     cache.subscribe(cb, "a")
     cache.update("a", {"x": [1, 2]})
     assert await asyncio.wait_for(got, 5) == {"x": [1, 2]}
+
+
+def test_raw_keywords_are_kept_beside_their_values():
+    """A hub answers keys getFor=<actor> with what the actor wrote (tron does)."""
+    from bridge.protocol import parse_keywords
+
+    cache = KeywordCache()
+    written = parse_keywords('SecFocus=40.00; MoveItems="NNNNNNYNN"; Moved')
+    cache.update("tcc", {"SecFocus": 40.0, "MoveItems": "NNNNNNYNN", "Moved": []}, written)
+    entry = cache.entry("tcc", "secfocus")
+    assert entry.value == 40.0 and entry.raw is written[0]
+    assert [e.raw for e in cache.entries("tcc")] == list(written)
+    cache.update("tcc", {"SecFocus": 41.0})  # reported again without the wire form
+    assert cache.entry("tcc", "SecFocus").raw is None
+    assert [e.name for e in cache.entries("tcc")] == ["SecFocus", "MoveItems", "Moved"]

@@ -180,3 +180,26 @@ def test_nub_sources_are_read_never_run(tmp_path):
     got = translate_nub("x", source, "APO", ACTORS_CFG)
     assert got.name == "x" and got.command_header == "commander" and not marker.exists()
     assert got.safe_commands == "(?!)" and not got.needs_auth  # tron's defaults: none, False
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tron-import"
+
+
+def test_the_example_files_are_what_the_command_writes(tmp_path, monkeypatch):
+    """examples/tron-import/{apo,lco}.toml, regenerated as its README says."""
+    import shutil
+
+    shutil.copytree(EXAMPLE / "tron-config", tmp_path / "tron-config")
+    assert sorted(p.name for p in (EXAMPLE / "tron-config").glob("*.json")) == sorted(
+        p.name for p in CONFIG.glob("*.json"))
+    for name in ("apo.json", "lco.json", "hub.json", "programs.json"):
+        assert (EXAMPLE / "tron-config" / name).read_text() == (CONFIG / name).read_text()
+    monkeypatch.chdir(tmp_path)
+    assert main(["import-tron", "tron-config", "--location", "APO", "-o", "apo.toml"]) == 1
+    assert main(["import-tron", "tron-config", "--location", "LCO", "--actor",
+                 "tcc=sdss5-tcc:25000", "-o", "lco.toml"]) == 1
+    for name in ("apo.toml", "lco.toml"):
+        assert (tmp_path / name).read_text() == (EXAMPLE / name).read_text(), name
+    lco = load_config(EXAMPLE / "lco.toml")
+    assert lco.actor("tcc").init_commands == ("device status", "show version")
+    assert lco.hub.programs == EXAMPLE / "tron-config" / "programs.json"
