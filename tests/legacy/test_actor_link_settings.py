@@ -191,3 +191,29 @@ async def test_legacy_server_with_cr_framing_as_a_face_for_tron_tcc_nub():
             await link.stop()
     finally:
         await server.stop()
+
+
+@aio_test
+async def test_bridge_without_hub_port_sends_init_commands_and_serves_a_cr_actor_on_amqp(
+        amqp_url):
+    """The whole bridge, no hub port: the link sends the actor's init commands itself; a
+    clu client commands the CR-framed TCC through the AMQP face; the greeting is cached."""
+    from bridge.service.bridge import Bridge
+    from tests.amqp.helpers import clu_client, clu_command
+
+    peer = TccPeer()
+    port = peer.start()
+    config = parse_config({"name": "crbridge", "actors": {"tcc": {
+        "lives": "legacy", "port": port, "eol": "\r", "mid_first": True,
+        "command_header": "mid", "init_commands": ["show version", "show time"]}}})
+    try:
+        async with Bridge(config, amqp_url) as bridge, clu_client(amqp_url, "obs") as client:
+            await _until(lambda: peer.texts() == ["show version", "show time"],
+                         "the init commands", 15)
+            await _until(lambda: bridge.cache.value("tcc", "YourUserNum") == 11, "greeting")
+            cmd = await clu_command(client, "tcc", "show focus")
+            assert cmd.status.did_succeed
+            assert peer.commands[-1] == "3 show focus"
+            assert {"SecFocus": 40.0} in [r.message for r in cmd.replies]
+    finally:
+        peer.stop()
