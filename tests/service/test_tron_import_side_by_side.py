@@ -91,7 +91,7 @@ def tron_session(tmp_path: Path) -> tuple[list[list[str]], Path, list[str]]:
     peer.start()
     hub = TronHub(tmp_path / "tron")
     # tron's own tron/Nubs/tcc.py, with actors.tcc of the hub's local.json
-    hub.add_actor("tcc", "127.0.0.1", peer.port, boot=True, stock_nub=True)
+    hub.add_stock_actor("tcc", "127.0.0.1", peer.port, boot=True)
     try:
         hub.start()
         return run_session(hub.port, peer), hub.config_dir, peer.commands
