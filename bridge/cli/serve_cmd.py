@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    choices=["debug", "info", "warning", "error"])
     p.add_argument("--log-file", default=None,
                    help="also log to this file (rotated as [logs] says; default [logs] file)")
+    p.add_argument("--loop", default=None, choices=["uvloop", "asyncio"],
+                   help="event loop (default: $BRIDGE_LOOP, else uvloop if installed)")
     p.add_argument("--ready-file", default=None,
                    help="write the AMQP URL and ports here once serving (for scripts)")
     p.set_defaults(run=run)
@@ -43,13 +45,18 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
         return 2
-    from ..runtime import run_sync
+    from ..runtime import loop_kind, run_sync
     from ..service.logs import setup_logging
 
+    try:
+        loop = loop_kind(args.loop)
+    except ValueError as exc:
+        print(f"bridge: {exc}", file=sys.stderr)
+        return 2
     log_file = args.log_file or config.logs.file
     setup_logging(args.log_level, log_file, rotation=config.logs.rotation())
     try:
-        return int(run_sync(lambda: serve(config, args.ready_file)) or 0)
+        return int(run_sync(lambda: serve(config, args.ready_file), loop=loop) or 0)
     except ConfigError as exc:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -67,6 +74,7 @@ async def serve(config: Any, ready_file: str | None = None) -> int:
 
     loop = asyncio.get_running_loop()
     notifier = SystemdNotifier()
+    log.info("event loop: %s.%s", type(loop).__module__, type(loop).__name__)
     broker = None
     urls = list(config.amqp_urls)
     if not urls:
