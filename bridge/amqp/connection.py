@@ -37,6 +37,8 @@ from aio_pika.abc import (
     AbstractRobustQueue,
 )
 
+from bridge.amqp import writer
+from bridge.amqp.frames import ReplyFrames
 from bridge.amqp.failover import (
     FailoverRobustConnection,
     NodeRotation,
@@ -208,19 +210,32 @@ class AmqpChannel:
 
     async def _publish_once(self, message: aio_pika.Message, routing_key: str,
                             mandatory: bool) -> None:
-        """``Exchange.publish`` without waiting for aiormq's writer to send the frames.
+        """Publish ``message`` and wait for its confirm, holding no lock.
 
-        aio-pika's publish holds the channel lock until the writer task has written the
-        message: a loop turn or two per message, during which every other publish on
-        the channel waits (a busy bridge then queued hundreds of replies behind that lock
-        for seconds). With ``wait=False`` the lock covers only queueing the frames, in
-        order, on the connection's (bounded) write queue; the broker's confirm is awaited
-        as before.
+        The frames go onto aiormq's write queue at once, in order, several messages per
+        socket write (:mod:`bridge.amqp.writer`); aio-pika's publish instead held the
+        channel lock until the writer task had sent each message, a loop turn or two
+        per message during which every other publish on the channel waited (a busy
+        bridge queued hundreds of replies behind that lock for seconds).
         """
-        channel = await self.channel.get_underlay_channel()
-        await channel.basic_publish(
-            message.body, exchange=self.exchange.name, routing_key=routing_key,
-            properties=message.properties, mandatory=mandatory, wait=False)
+        channel = writer.usable_channel(self.channel)
+        if channel is None:
+            channel = await self.channel.get_underlay_channel()  # raises if it is closed
+        await writer.publish_message(channel, self.exchange.name, routing_key, message.body,
+                                     message.properties, mandatory)
+
+    def publish_frames_nowait(self, frames: ReplyFrames, code: str, internal: bool,
+                              body: bytes) -> asyncio.Future[Any] | None:
+        """Start publishing one reply (:class:`~bridge.amqp.frames.ReplyFrames`) now and
+        return the future of its confirm (no timeout: the caller keeps one), or None if
+        the link is down or the body needs several frames (then :meth:`publish`)."""
+        if not self.owner.connected:
+            return None
+        channel = writer.usable_channel(self.channel)
+        if channel is None or len(body) >= channel.max_content_size:
+            return None
+        number = channel.number
+        return writer.publish(channel, lambda _n: frames.encode(number, code, internal, body))
 
     async def declare_exclusive_queue(
         self,

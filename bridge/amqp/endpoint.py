@@ -53,6 +53,7 @@ from bridge.amqp.connection import (
     AmqpUnavailable,
     QueueInUse,
 )
+from bridge.amqp.frames import ReplyFrames
 from bridge.amqp.wire import incoming_command, reply_to_message
 from bridge.core.handover import Handover, HandoverEvent, HandoverState
 from bridge.protocol.clu_messages import (
@@ -64,7 +65,10 @@ from bridge.protocol.clu_messages import (
     check_name,
     commands_binding,
     commands_queue_name,
+    default_internal,
+    encode_json,
     is_terminal,
+    reply_routing_key,
 )
 
 log = logging.getLogger(__name__)
@@ -92,6 +96,7 @@ class IncomingCommand:
         self.endpoint = endpoint
         self.message = message
         self.final_code: str | None = None
+        self._frames: ReplyFrames | None = None
 
     @property
     def command_string(self) -> str:
@@ -123,6 +128,52 @@ class IncomingCommand:
         reached in that time (or does not confirm within ``publish_timeout``).
         """
         check_code(code)
+        if not self._claim(code, body):
+            return False
+        confirm = self._publish_nowait(code, body, internal)
+        if confirm is not None:
+            try:
+                async with asyncio.timeout(self.endpoint.publish_timeout):
+                    await confirm
+                return True
+            except TimeoutError:
+                raise AmqpUnavailable(
+                    f"could not publish a reply of {self!r}: the AMQP broker did not confirm "
+                    f"within {self.endpoint.publish_timeout} s") from None
+            except aio_pika.exceptions.CONNECTION_EXCEPTIONS as exc:
+                if isinstance(exc, AmqpError):
+                    raise
+                log.debug("%s: reply lost with the connection (%r); publishing again",
+                          self.endpoint.name, exc)
+        await self.resend(code, body, internal)
+        return True
+
+    def reply_nowait(self, code: str, body: Mapping[str, Any] | None = None,
+                     internal: bool | None = None) -> asyncio.Future[Any] | None:
+        """Start publishing a reply now, in order with the replies started before it.
+
+        Returns the future of the broker's confirm, or None when the reply cannot go
+        out at once (link down, large body): the caller then awaits :meth:`resend`
+        (in order). No timeout: the caller keeps one. A connection error on the
+        future means the reply may be lost: :meth:`resend` it. A terminal reply after
+        the command finished is dropped (logged) and gives a future with result False.
+        """
+        check_code(code)
+        if not self._claim(code, body):
+            dropped: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            dropped.set_result(False)
+            return dropped
+        return self._publish_nowait(code, body, internal)
+
+    async def resend(self, code: str, body: Mapping[str, Any] | None = None,
+                     internal: bool | None = None) -> None:
+        """Publish a reply through the patient path: waits for a lost link (up to the
+        endpoint's ``reconnect_wait``) and retries, no terminal-reply bookkeeping (the
+        reply was claimed by :meth:`reply_nowait`)."""
+        await self.endpoint._publish(
+            ReplyMessage.for_command(self.message, code, body, self.endpoint.name, internal))
+
+    def _claim(self, code: str, body: Mapping[str, Any] | None) -> bool:
         if is_terminal(code):
             if self.done:
                 log.warning(
@@ -132,9 +183,23 @@ class IncomingCommand:
                 return False
             self.final_code = code
             self.endpoint._finished(self)
-        reply = ReplyMessage.for_command(self.message, code, body, self.endpoint.name, internal)
-        await self.endpoint._publish(reply)
         return True
+
+    def _publish_nowait(self, code: str, body: Mapping[str, Any] | None,
+                        internal: bool | None) -> asyncio.Future[Any] | None:
+        channel = self.endpoint._channel
+        if channel is None:
+            return None
+        frames = self._frames
+        if frames is None:
+            message = self.message
+            frames = self._frames = ReplyFrames(
+                channel.exchange.name, reply_routing_key(message.commander_id),
+                message.commander_id, message.command_id, self.endpoint.name)
+        if internal is None:
+            internal = default_internal(code, self.message.internal)
+        return channel.publish_frames_nowait(frames, code, internal,
+                                             encode_json(dict(body) if body else {}))
 
     async def finish(self, body: Mapping[str, Any] | None = None) -> bool:
         """Reply ``:`` with ``body``."""

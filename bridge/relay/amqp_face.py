@@ -21,7 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection
+import aio_pika
+
+from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection, AmqpError, AmqpUnavailable
 from ..amqp.endpoint import DEFAULT_RECONNECT_WAIT, ActorEndpoint, IncomingCommand
 from ..core import CommandHandle, IssuedCommands, Reply
 from ..core.handover import Handover, HandoverEvent
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 #: Replies of one command published at a time without their broker confirm yet.
-PUBLISH_WINDOW = 64
+PUBLISH_WINDOW = 256
 
 
 def _consume_outcome(task: asyncio.Future[Any]) -> None:
@@ -41,30 +43,45 @@ def _consume_outcome(task: asyncio.Future[Any]) -> None:
 
 def amqp_code(code: str) -> str:
     """The code as clu expects it: lower case (the TCC writes ``I``, ``W``, ``F``)."""
-    return code.lower()
+    return _LOWER.get(code) or code.lower()
+
+
+_LOWER = {c: c.lower() for c in ">iwdef:!IWDEF"}
+
+
+def _lost_link(error: BaseException) -> bool:
+    """True for the errors of a publish whose connection or channel went away."""
+    return isinstance(error, aio_pika.exceptions.CONNECTION_EXCEPTIONS) \
+        and not isinstance(error, AmqpError)
 
 
 class _ReplyPublisher:
     """Publishes the replies of one command as they arrive, in order.
 
-    Each reply is published from the target's callback, without waiting for the
-    broker's confirm of the one before (a round trip per reply would cap a stream at a
-    few thousand per second) and without a hop through a queue, at most
-    PUBLISH_WINDOW at a time (so that no publish waits behind so many others that its
-    timeout expires); replies beyond the window wait here, in order. The publishes
-    start in reply order, and each one writes its message before it waits for its
-    confirm (aiormq, under a FIFO lock), so the broker gets them in order: what clu's
-    actor does with its replies. :attr:`finished` is done once the terminal reply and
-    every one before it are confirmed, or has the first publish error.
+    Each reply is written from the target's callback (no task, no queue: its frames go
+    onto the connection's write queue at once, several replies per socket write,
+    :meth:`IncomingCommand.reply_nowait`), without waiting for the broker's confirm of
+    the one before, at most PUBLISH_WINDOW unconfirmed; replies beyond the window wait
+    here, in order. A reply that cannot go out at once (link down) and the replies
+    after it go one by one through the patient path (:meth:`IncomingCommand.resend`,
+    which waits for the broker to come back), and so do the unconfirmed replies when
+    the link drops under them (a lost confirm can then duplicate a reply, as before).
+    One timer watches the oldest unconfirmed reply (``publish_timeout``).
+    :attr:`finished` is done once the terminal reply and every one before it are
+    confirmed, or has the first publish error.
     """
 
     def __init__(self, command: IncomingCommand, counters: dict[str, int]) -> None:
         self.command = command
         self.counters = counters
-        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._publishing: deque[asyncio.Future[bool]] = deque()
+        self.loop = asyncio.get_running_loop()
+        self.finished: asyncio.Future[None] = self.loop.create_future()
+        #: (reply, confirm future, time published), oldest first.
+        self._unconfirmed: deque[tuple[Reply, asyncio.Future[Any], float]] = deque()
         self._waiting: deque[Reply] = deque()
         self._ended = False  # the terminal reply arrived
+        self._patient: asyncio.Task[None] | None = None  # publishing one by one
+        self._timer: asyncio.TimerHandle | None = None
 
     def add(self, reply: Reply) -> None:
         """The target's reply callback."""
@@ -72,40 +89,112 @@ class _ReplyPublisher:
             return
         self.counters["replies"] += 1
         self._ended = reply.is_terminal
-        if self._waiting or len(self._publishing) >= PUBLISH_WINDOW:
+        if self._waiting or self._patient is not None \
+                or len(self._unconfirmed) >= PUBLISH_WINDOW:
             self._waiting.append(reply)
         else:
             self._start(reply)
 
     def close(self) -> None:
-        """Stop: replies not yet published are dropped (after a failure or a cancel).
-        Publishes still running retrieve their own outcome (:meth:`_published`)."""
+        """Stop: replies not yet published are dropped (after a failure or a cancel)."""
         self._waiting.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._patient is not None:
+            self._patient.cancel()
         if not self.finished.done():
             self.finished.cancel()
 
     def _start(self, reply: Reply) -> None:
-        task = asyncio.ensure_future(self.command.reply(amqp_code(reply.code), reply.json))
-        self._publishing.append(task)
-        task.add_done_callback(self._published)
-
-    def _published(self, task: asyncio.Future[bool]) -> None:
-        if self.finished.done():
-            _consume_outcome(task)
+        code = amqp_code(reply.code)
+        confirm = self.command.reply_nowait(code, reply.json)
+        if confirm is None:  # cannot go out now: this one and the rest, patiently
+            self._waiting.appendleft(reply)
+            self._go_patient()
             return
-        if task.cancelled():
+        self._unconfirmed.append((reply, confirm, self.loop.time()))
+        confirm.add_done_callback(self._confirmed)
+        if self._timer is None:
+            self._arm_timer()
+
+    def _confirmed(self, confirm: asyncio.Future[Any]) -> None:
+        if self.finished.done() or self._patient is not None:
+            _consume_outcome(confirm)  # a patient publish took over (or it is over)
+            return
+        if confirm.cancelled():
             self.finished.cancel()
             return
-        error = task.exception()
+        error = confirm.exception()
         if error is not None:
-            self.finished.set_exception(error)
+            if _lost_link(error):
+                self._go_patient()
+            else:
+                self.finished.set_exception(error)
             return
-        while self._publishing and self._publishing[0].done():
-            self._publishing.popleft()
-        while self._waiting and len(self._publishing) < PUBLISH_WINDOW:
+        unconfirmed = self._unconfirmed
+        while unconfirmed and unconfirmed[0][1].done():
+            unconfirmed.popleft()
+        while self._waiting and len(unconfirmed) < PUBLISH_WINDOW \
+                and self._patient is None:
             self._start(self._waiting.popleft())
-        if self._ended and not self._waiting and not self._publishing:
+        self._check_finished()
+
+    def _check_finished(self) -> None:
+        if self._ended and not self._waiting and not self._unconfirmed \
+                and self._patient is None and not self.finished.done():
             self.finished.set_result(None)
+
+    def _go_patient(self) -> None:
+        """From now on publish one by one: first see the unconfirmed replies through
+        (those lost with the link again), then every waiting reply."""
+        pending = list(self._unconfirmed)
+        self._unconfirmed.clear()
+        for _reply, confirm, _t in pending:
+            confirm.remove_done_callback(self._confirmed)
+        self._patient = asyncio.ensure_future(self._publish_patiently(pending))
+
+    async def _publish_patiently(self, pending: list[tuple[Reply, asyncio.Future[Any], float]]
+                                 ) -> None:
+        command = self.command
+        try:
+            for reply, confirm, _t in pending:
+                await asyncio.wait([confirm], timeout=command.endpoint.publish_timeout)
+                if not confirm.done():
+                    confirm.add_done_callback(_consume_outcome)
+                    raise AmqpUnavailable(
+                        f"could not publish a reply of {command!r}: the AMQP broker did not "
+                        f"confirm within {command.endpoint.publish_timeout} s")
+                error = None if confirm.cancelled() else confirm.exception()
+                if confirm.cancelled() or (error is not None and _lost_link(error)):
+                    await command.resend(amqp_code(reply.code), reply.json)
+                elif error is not None:
+                    raise error
+            while self._waiting:
+                reply = self._waiting[0]
+                await command.resend(amqp_code(reply.code), reply.json)
+                self._waiting.popleft()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self.finished.done():
+                self.finished.set_exception(exc)
+            return
+        self._patient = None
+        self._check_finished()
+
+    def _arm_timer(self) -> None:
+        self._timer = None
+        if not self._unconfirmed or self.finished.done():
+            return
+        timeout = self.command.endpoint.publish_timeout
+        oldest = self._unconfirmed[0][2]
+        if self.loop.time() - oldest >= timeout:
+            self.finished.set_exception(AmqpUnavailable(
+                f"could not publish a reply of {self.command!r}: the AMQP broker did not "
+                f"confirm within {timeout} s"))
+            return
+        self._timer = self.loop.call_at(oldest + timeout, self._arm_timer)
 
 
 class AmqpFace:

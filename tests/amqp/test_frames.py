@@ -1,0 +1,113 @@
+"""Replies written as frames: the bytes aiormq would write, batched, confirmed, in order.
+
+``ReplyFrames`` encodes a clu reply from cached pieces; the bytes must be exactly those
+pamqp marshals for the same message (what aiormq's ``basic_publish`` writes). The
+writer puts the replies started in one loop turn into one write, and each reply still
+gets its own confirm from the broker and arrives once, in order, with clu's headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+from typing import Any
+
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+from pamqp import commands as spec
+from pamqp import frame as pamqp_frame
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+
+from bridge.amqp import writer
+from bridge.amqp.frames import ReplyFrames, _Clock
+from bridge.protocol.clu_messages import EXCHANGE_NAME, decode_reply
+from tests.amqp.helpers import WAIT, amqp_connection
+from tests.support.aio import aio_test
+
+
+def pamqp_reply(channel: int, routing_key: str, code: str, commander_id: str | None,
+                command_id: str | None, sender: str, internal: bool, body: bytes,
+                message_id: str, second: int) -> bytes:
+    """The frames pamqp marshals for a clu reply (aio-pika's properties, aiormq's id)."""
+    properties = spec.Basic.Properties(
+        content_type="text/json",
+        headers={"message_code": code, "commander_id": commander_id,
+                 "command_id": command_id, "sender": sender, "internal": internal},
+        delivery_mode=1, priority=0, correlation_id=command_id, message_id=message_id,
+        timestamp=datetime.datetime.fromtimestamp(second, datetime.timezone.utc))
+    frames = [spec.Basic.Publish(exchange=EXCHANGE_NAME, routing_key=routing_key),
+              ContentHeader(0, len(body), properties), ContentBody(body)]
+    return b"".join(pamqp_frame.marshal(frame, channel) for frame in frames)
+
+
+@pytest.mark.parametrize("commander_id,command_id", [
+    ("relaybench.ourshutter", "0b6f3c1e-8c4e-4f7e-9d59-2a3b4c5d6e7f"),
+    ("APO.Zoë.camera", "7"),
+    (None, None),  # a broadcast
+])
+@pytest.mark.parametrize("code,internal", [(">", True), ("i", False), (":", False),
+                                           ("f", True), ("w", False)])
+def test_reply_frames_equal_pamqps_marshal(commander_id: str | None, command_id: str | None,
+                                           code: str, internal: bool) -> None:
+    routing_key = f"reply.{commander_id}" if commander_id else "reply.broadcast"
+    frames = ReplyFrames(EXCHANGE_NAME, routing_key, commander_id, command_id, "shutter")
+    for body in ({}, {"text": "Zoë says \"hi\"", "n": [1, 2.5, None, True]}):
+        data = json.dumps(body).encode()
+        for channel in (1, 7):  # the publish frame is cached per channel number
+            got = frames.encode(channel, code, internal, data, "ab" * 16)
+            assert got == pamqp_reply(channel, routing_key, code, commander_id, command_id,
+                                      "shutter", internal, data, "ab" * 16, _Clock.second)
+
+
+def test_each_reply_gets_a_new_message_id() -> None:
+    frames = ReplyFrames(EXCHANGE_NAME, "reply.a.b", "a.b", "1", "s")
+    assert frames.encode(1, "i", False, b"{}") != frames.encode(1, "i", False, b"{}")
+
+
+REPLIES = 200
+
+
+@aio_test
+async def test_replies_of_one_turn_share_a_write_and_each_is_confirmed_in_order(
+    amqp_url: str,
+) -> None:
+    received: list[AbstractIncomingMessage] = []
+    all_in = asyncio.get_running_loop().create_future()
+
+    async def on_message(message: AbstractIncomingMessage) -> None:
+        received.append(message)
+        if len(received) == REPLIES and not all_in.done():
+            all_in.set_result(None)
+
+    async with amqp_connection(amqp_url) as conn:
+        channel = await conn.open_channel()
+        await channel.declare_exclusive_queue("frames_test", ["reply.frames.#"], on_message,
+                                              no_ack=True)
+        underlay = writer.usable_channel(channel.channel)
+        assert underlay is not None
+        queue = underlay.write_queue
+        items: list[Any] = []
+        put_nowait = queue.put_nowait
+        queue.put_nowait = lambda item: (items.append(item), put_nowait(item))[1]  # type: ignore[method-assign]
+        try:
+            frames = ReplyFrames(EXCHANGE_NAME, "reply.frames.test", "frames.test", "c1", "me")
+            confirms = [channel.publish_frames_nowait(
+                frames, "i" if i < REPLIES - 1 else ":", False,
+                json.dumps({"index": i}).encode()) for i in range(REPLIES)]  # one turn
+        finally:
+            queue.put_nowait = put_nowait  # type: ignore[method-assign]
+        assert all(c is not None for c in confirms)
+        assert len(items) == 1, f"{REPLIES} replies of one turn took {len(items)} writes"
+        results = await asyncio.wait_for(asyncio.gather(*confirms), WAIT)  # type: ignore[arg-type]
+        assert all(isinstance(r, spec.Basic.Ack) for r in results)
+        await asyncio.wait_for(all_in, WAIT)
+        await conn.release_channel(channel)
+
+    decoded = [decode_reply(m.headers, m.body, m.correlation_id, m.routing_key) for m in received]
+    assert [d.body["index"] for d in decoded] == list(range(REPLIES))  # in order, each once
+    assert {(d.commander_id, d.command_id, d.sender, d.internal) for d in decoded} == {
+        ("frames.test", "c1", "me", False)}
+    assert [d.message_code for d in decoded] == ["i"] * (REPLIES - 1) + [":"]
+    assert len({m.message_id for m in received}) == REPLIES
