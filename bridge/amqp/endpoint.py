@@ -53,6 +53,7 @@ from bridge.amqp.connection import (
     AmqpUnavailable,
     QueueInUse,
 )
+from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
 from bridge.amqp.wire import incoming_command, reply_to_message
 from bridge.core.handover import Handover, HandoverEvent, HandoverState
@@ -459,11 +460,16 @@ class ActorEndpoint:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         """Consumer callback: never raises (a failure here would stop nothing but logs).
 
-        The command is started before the delivery is acknowledged: the ack waits for
-        aiormq's writer, and the command need not wait for it.
+        The command runs in a task of its own (aiormq cancels this callback's task when
+        the intake channel closes; commands must outlive that). The ack goes into the
+        connection's next write, with whatever else is written then; nothing waits for
+        it (aio-pika's ack waits for aiormq's writer task to send it).
         """
         self._accept(message)
-        await self._ack(message)
+        try:
+            writer.ack(message.channel, message.delivery_tag)  # type: ignore[arg-type]
+        except Exception as exc:
+            log.warning("%s: could not ack delivery: %r", self.name, exc)
 
     def _accept(self, message: AbstractIncomingMessage) -> None:
         """Start serving one message (a delivery, or one fetched while releasing); a
@@ -487,12 +493,6 @@ class ActorEndpoint:
         task.set_name(f"{self.name}:{what}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    async def _ack(self, message: AbstractIncomingMessage) -> None:
-        try:
-            await message.ack()
-        except Exception as exc:
-            log.warning("%s: could not ack delivery: %r", self.name, exc)
 
     async def _run(self, command: IncomingCommand) -> None:
         try:

@@ -128,6 +128,15 @@ def publish(channel: aiormq.Channel, encode: Callable[[int], bytes],
     return confirmation
 
 
+def ack(channel: aiormq.Channel, delivery_tag: int) -> None:
+    """Acknowledge a delivery: a ``Basic.Ack`` frame in the next write (aio-pika's ack is a
+    coroutine that waits for aiormq's writer to send it; nothing here needs to wait)."""
+    if channel.is_closed:
+        raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} is closed")
+    writer_for(channel).write(pamqp_frame.marshal(spec.Basic.Ack(delivery_tag=delivery_tag),
+                                                  channel.number))
+
+
 def message_frames(channel_number: int, max_content_size: int, exchange: str,
                    routing_key: str, body: bytes, properties: spec.Basic.Properties,
                    mandatory: bool = False) -> bytes:
