@@ -221,6 +221,8 @@ class AmqpChannel:
         channel = writer.usable_channel(self.channel)
         if channel is None:
             channel = await self.channel.get_underlay_channel()  # raises if it is closed
+        if not message.message_id:  # as aiormq names it (and errors can quote it)
+            message.message_id = writer.new_message_id()
         await writer.publish_message(channel, self.exchange.name, routing_key, message.body,
                                      message.properties, mandatory)
 

@@ -51,6 +51,7 @@ from bridge.amqp.connection import (
     AmqpConnection,
     AmqpError,
     AmqpUnavailable,
+    DeliveryUnknown,
     QueueInUse,
 )
 from bridge.amqp import writer
@@ -144,8 +145,8 @@ class IncomingCommand:
             except aio_pika.exceptions.CONNECTION_EXCEPTIONS as exc:
                 if isinstance(exc, AmqpError):
                     raise
-                log.debug("%s: reply lost with the connection (%r); publishing again",
-                          self.endpoint.name, exc)
+                raise delivery_unknown(self, exc) from exc
+            return True
         await self.resend(code, body, internal)
         return True
 
@@ -156,8 +157,10 @@ class IncomingCommand:
         Returns the future of the broker's confirm, or None when the reply cannot go
         out at once (link down, large body): the caller then awaits :meth:`resend`
         (in order). No timeout: the caller keeps one. A connection error on the
-        future means the reply may be lost: :meth:`resend` it. A terminal reply after
-        the command finished is dropped (logged) and gives a future with result False.
+        future means the link went after the reply was written: it may or may not have
+        been routed, and it is not sent again (:func:`delivery_unknown`). A terminal
+        reply after the command finished is dropped (logged) and gives a future with
+        result False.
         """
         check_code(code)
         if not self._claim(code, body):
@@ -169,8 +172,8 @@ class IncomingCommand:
     async def resend(self, code: str, body: Mapping[str, Any] | None = None,
                      internal: bool | None = None) -> None:
         """Publish a reply through the patient path: waits for a lost link (up to the
-        endpoint's ``reconnect_wait``) and retries, no terminal-reply bookkeeping (the
-        reply was claimed by :meth:`reply_nowait`)."""
+        endpoint's ``reconnect_wait``; :meth:`AmqpChannel.publish`), no terminal-reply
+        bookkeeping (the reply was claimed by :meth:`reply_nowait`)."""
         await self.endpoint._publish(
             ReplyMessage.for_command(self.message, code, body, self.endpoint.name, internal))
 
@@ -218,6 +221,14 @@ class IncomingCommand:
 
 
 CommandHandler = Callable[[IncomingCommand], Awaitable[None]]
+
+
+def delivery_unknown(command: IncomingCommand, error: BaseException) -> DeliveryUnknown:
+    """The error of a reply of ``command`` written before its link went (as
+    :meth:`AmqpChannel.publish` raises it: the reply is not published again)."""
+    return DeliveryUnknown(
+        f"the connection was lost before the broker confirmed a reply of {command!r} "
+        f"({error!r}); not re-published, so that it cannot arrive twice")
 
 
 class ActorEndpoint:

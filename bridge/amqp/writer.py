@@ -28,6 +28,9 @@ from pamqp.header import ContentHeader
 
 from .frames import new_message_id
 
+__all__ = ["FrameWriter", "ack", "message_frames", "new_message_id", "publish",
+           "publish_message", "usable_channel", "writer_for"]
+
 
 class _Batch:
     """An item of aiormq's write queue that looks like its ``ChannelFrame``: the payload is

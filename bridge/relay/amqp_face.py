@@ -24,7 +24,12 @@ from typing import Any
 import aio_pika
 
 from ..amqp.connection import DEFAULT_PUBLISH_TIMEOUT, AmqpConnection, AmqpError, AmqpUnavailable
-from ..amqp.endpoint import DEFAULT_RECONNECT_WAIT, ActorEndpoint, IncomingCommand
+from ..amqp.endpoint import (
+    DEFAULT_RECONNECT_WAIT,
+    ActorEndpoint,
+    IncomingCommand,
+    delivery_unknown,
+)
 from ..core import CommandHandle, IssuedCommands, Reply
 from ..core.handover import Handover, HandoverEvent
 
@@ -64,9 +69,9 @@ class _ReplyPublisher:
     the one before, at most PUBLISH_WINDOW unconfirmed; replies beyond the window wait
     here, in order. A reply that cannot go out at once (link down) and the replies
     after it go one by one through the patient path (:meth:`IncomingCommand.resend`,
-    which waits for the broker to come back), and so do the unconfirmed replies when
-    the link drops under them (a lost confirm can then duplicate a reply, as before).
-    One timer watches the oldest unconfirmed reply (``publish_timeout``).
+    which waits for the broker to come back). A reply written whose link drops before
+    its confirm is not sent again (``DeliveryUnknown``, as :meth:`AmqpChannel.publish`:
+    no duplicates). One timer watches the oldest unconfirmed reply (``publish_timeout``).
     :attr:`finished` is done once the terminal reply and every one before it are
     confirmed, or has the first publish error.
     """
@@ -127,10 +132,8 @@ class _ReplyPublisher:
             return
         error = confirm.exception()
         if error is not None:
-            if _lost_link(error):
-                self._go_patient()
-            else:
-                self.finished.set_exception(error)
+            self.finished.set_exception(
+                delivery_unknown(self.command, error) if _lost_link(error) else error)
             return
         unconfirmed = self._unconfirmed
         while unconfirmed and unconfirmed[0][1].done():
@@ -146,8 +149,8 @@ class _ReplyPublisher:
             self.finished.set_result(None)
 
     def _go_patient(self) -> None:
-        """From now on publish one by one: first see the unconfirmed replies through
-        (those lost with the link again), then every waiting reply."""
+        """From now on publish one by one: first see the unconfirmed replies confirmed,
+        then every waiting reply."""
         pending = list(self._unconfirmed)
         self._unconfirmed.clear()
         for _reply, confirm, _t in pending:
@@ -165,11 +168,11 @@ class _ReplyPublisher:
                     raise AmqpUnavailable(
                         f"could not publish a reply of {command!r}: the AMQP broker did not "
                         f"confirm within {command.endpoint.publish_timeout} s")
-                error = None if confirm.cancelled() else confirm.exception()
-                if confirm.cancelled() or (error is not None and _lost_link(error)):
-                    await command.resend(amqp_code(reply.code), reply.json)
-                elif error is not None:
-                    raise error
+                if confirm.cancelled():
+                    raise asyncio.CancelledError
+                error = confirm.exception()
+                if error is not None:
+                    raise delivery_unknown(command, error) if _lost_link(error) else error
             while self._waiting:
                 reply = self._waiting[0]
                 await command.resend(amqp_code(reply.code), reply.json)
