@@ -277,7 +277,7 @@ class HubServer:
             gods if gods is not None else (auth.gods if auth is not None else GODS))
         self.perms.add_actors(["hub"])
         self.perms_verbs = PermsVerbs(self.perms, self._logged_in_programs)
-        self._cmds_values: dict[str, str] = {}
+        self._cmds_lines: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<HubServer {self.name} {self.host}:{self.port}>"
@@ -421,12 +421,13 @@ class HubServer:
 
     def cmds_values(self) -> dict[str, str]:
         """The last value written of each ``cmds`` diagnostic keyword, in first-seen order."""
-        return self._cmds_values
+        return {name: line[_CMDS_PREFIX + len(name) + 1:]
+                for name, line in self._cmds_lines.items()}
 
     def diagnose(self, line: str, name: str) -> None:
-        """Write one ``cmds`` line and remember its value (tron caches them)."""
+        """Write one ``cmds`` line and remember it (tron caches their values)."""
         self.emit(line)
-        self._cmds_values[name] = line[_CMDS_PREFIX + len(name) + 1:]
+        self._cmds_lines[name] = line
 
     # -- output ----------------------------------------------------------------------------
     def emit(self, line: str, origin: HubConnection | None = None) -> None:
