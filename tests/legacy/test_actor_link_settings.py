@@ -217,3 +217,29 @@ async def test_bridge_without_hub_port_sends_init_commands_and_serves_a_cr_actor
             assert {"SecFocus": 40.0} in [r.message for r in cmd.replies]
     finally:
         peer.stop()
+
+
+@aio_test
+async def test_legacy_face_of_an_amqp_actor_speaks_cr_when_configured(amqp_url):
+    """[actors.X] eol = "\\r" on an AMQP actor's legacy face: what tron's TCC nub would
+    need to reach a TCC that moved to AMQP (`<mid> <text>\\r` in, `<mid> <cid>` CR out)."""
+    from bridge.service.bridge import Bridge
+    from tests.amqp.helpers import clu_actor
+    from tests.support.ports import free_port
+
+    face_port = free_port()
+    config = parse_config({"name": "facebridge", "actors": {"tcc": {
+        "lives": "amqp", "legacy_port": face_port, "eol": "\r", "mid_first": True}}})
+    async with clu_actor(amqp_url, "tcc"), Bridge(config, amqp_url):
+        reader, writer = await asyncio.open_connection("127.0.0.1", face_port)
+        try:
+            writer.write(b"7 ping\r")
+            data = b""
+            while b"7 1 :" not in data:
+                data += await asyncio.wait_for(reader.read(4096), 10)
+            assert b"\n" not in data
+            lines = data.split(b"\r")
+            assert lines[0].startswith(b"0 1 i yourUserID=1")
+            assert any(line.startswith(b"7 1 :") for line in lines)
+        finally:
+            writer.close()
