@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from .errors import ProtocolError
 from .fastpath import parse_keywords_fast
-from .grammar import parse_keywords_grammar
 from .model import Keyword
 
 #: Name of the keyword that carries text we could not parse (tron's convention).
@@ -15,6 +14,8 @@ def parse_keywords(text: str) -> tuple[Keyword, ...]:
     """Parse ``name=v1,v2; name2; ...``; raise ProtocolError (with position) if malformed."""
     result = parse_keywords_fast(text)
     if result is None:
+        from .grammar import parse_keywords_grammar  # pyparsing: imported on first need
+
         result = parse_keywords_grammar(text)
     return result
 
