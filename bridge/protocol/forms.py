@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from .errors import ProtocolError
 from .canonical import needs_quotes
-from .jsonmap import json_to_keyword, json_to_keywords, keyword_to_json, value_to_json
+from .jsonmap import json_to_keyword, json_to_keywords, value_to_json
 from .lines import format_actor_reply, format_hub_reply, parse_actor_reply, parse_hub_reply
 from .model import ActorReply, HubReply, Keyword
 
@@ -26,29 +27,84 @@ def parse_line(line: str, form: str = "actor") -> ActorReply | HubReply:
 
 def describe(reply: ActorReply | HubReply, form: str) -> dict[str, Any]:
     """The stable JSON description of a parsed reply (fields a form lacks are null)."""
-    hub = isinstance(reply, HubReply)
+    if type(reply) is HubReply:
+        commander, mid, actor, code, keywords = reply
+        cid = None
+    else:
+        cid, mid, code, keywords = reply
+        commander = actor = None
     return {
         "ok": True,
         "form": form,
-        "commander": reply.commander if hub else None,
-        "mid": reply.mid,
-        "cid": None if hub else reply.cid,
-        "actor": reply.actor if hub else None,
-        "code": reply.code,
+        "commander": commander,
+        "mid": mid,
+        "cid": cid,
+        "actor": actor,
+        "code": code,
         "keywords": [
-            {"name": k.name, "values": list(k.values), "json": keyword_to_json(k)}
-            for k in reply.keywords
+            {"name": name, "values": list(values),
+             "json": _json(values[0], quoted[0]) if len(values) == 1
+             else list(map(_json, values, quoted))}
+            for name, values, quoted in keywords
         ],
     }
 
 
-def describe_line(line: str, form: str = "actor") -> dict[str, Any]:
-    """Parse and describe one line; a malformed line gives ``{"ok": false, ...}``."""
+_json = value_to_json
+
+#: The ``error`` of a blank line's description (empty, or only spaces and tabs).
+BLANK_LINE = "blank line"
+
+
+def describer(form: str) -> Callable[[str], dict[str, Any]]:
+    """A function ``line -> description`` for one form: :func:`describe_line` with the
+    form's parser looked up once (what `bridge parse` calls for every line)."""
     try:
-        return describe(parse_line(line, form), form)
-    except ProtocolError as exc:
-        return {"ok": False, "error": exc.reason, "position": exc.position,
-                "line": line.rstrip("\r\n")}
+        parse = _PARSERS[form]
+    except KeyError:
+        raise ValueError(f"unknown form {form!r}; expected one of {', '.join(FORMS)}") from None
+
+    def describe_one(line: str) -> dict[str, Any]:
+        if line[-1:] in _EOL:
+            line = line.rstrip("\r\n")
+        try:
+            return describe(parse(line), form)
+        except ProtocolError as exc:
+            if not line.strip(" \t"):
+                return blank_description(line)
+            return {"ok": False, "error": exc.reason, "position": exc.position, "line": line}
+    return describe_one
+
+
+def describe_line(line: str, form: str = "actor") -> dict[str, Any]:
+    """Parse and describe one line; a malformed line gives ``{"ok": false, ...}``.
+
+    A blank line (empty, or only spaces and tabs, after any CR/LF at its end) is
+    not a reply: it gives ``{"ok": false, "error": "blank line", "position":
+    len(line), "line": line}``, so that a stream of descriptions lines up with its
+    input line for line.
+    """
+    return describer(form)(line)
+
+
+def blank_description(line: str = "") -> dict[str, Any]:
+    """The description of a blank line (see :func:`describe_line`)."""
+    return {"ok": False, "error": BLANK_LINE, "position": len(line), "line": line}
+
+
+def is_blank_description(obj: Mapping[str, Any]) -> bool:
+    """True for the description of a blank line (``bridge format`` writes it back as one)."""
+    line = obj.get("line")
+    return (obj.get("ok") is False and obj.get("error") == BLANK_LINE
+            and isinstance(line, str) and not line.strip(" \t"))
+
+
+_EOL = ("\r", "\n")
+_PARSERS: dict[str, Callable[[str], ActorReply | HubReply]] = {
+    "actor": parse_actor_reply,
+    "actor-midfirst": partial(parse_actor_reply, mid_first=True),
+    "hub": parse_hub_reply,
+}
 
 
 def keywords_from_description(keywords: Any) -> tuple[Keyword, ...]:

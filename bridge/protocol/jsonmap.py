@@ -31,32 +31,36 @@ from .model import Keyword
 JSONScalar = Union[str, int, float, bool, None]
 JSONValue = Union[JSONScalar, list[Any], dict[str, Any]]
 
-_INT = re.compile(r"-?(?:0|[1-9][0-9]*)\Z")
-_FLOAT = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)\Z")
+#: A JSON number literal; group 1 (fraction and/or exponent) is None for an integer.
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+)?\Z")
+_match_number = _NUMBER.match
+_NUMBER_START = frozenset("-0123456789")
 _WORDS: dict[str, JSONScalar] = {"T": True, "F": False, "None": None}
+_NOT_A_WORD = object()
 
 
 def value_to_json(text: str, quoted: bool = False) -> JSONScalar:
     """One value text as a JSON scalar (see the module docstring)."""
     if quoted:
         return text
-    if text in _WORDS:
-        return _WORDS[text]
-    if _INT.match(text):
-        return int(text)
-    if _FLOAT.match(text):
+    if text[:1] in _NUMBER_START and text:
+        m = _match_number(text)
+        if m is None:
+            return text
+        if m.lastindex is None:
+            return int(text)
         number = float(text)
-        if math.isfinite(number):
-            return number
-    return text
+        return number if math.isfinite(number) else text
+    word = _WORDS.get(text, _NOT_A_WORD)
+    return text if word is _NOT_A_WORD else word
 
 
 def keyword_to_json(keyword: Keyword) -> JSONValue:
     """A keyword's values as JSON: ``[]`` if bare, the scalar if one, else a list."""
-    values = [value_to_json(v, q) for v, q in zip(keyword.values, keyword.quoted)]
+    values = keyword[1]
     if len(values) == 1:
-        return values[0]
-    return values
+        return value_to_json(values[0], keyword[2][0])
+    return list(map(value_to_json, values, keyword[2]))
 
 
 def keywords_to_json(keywords: Iterable[Keyword]) -> dict[str, JSONValue]:
