@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
-from ..bench.parse import DEFAULT_LOG, run_parse_benchmark
+from ..bench.parse import DEFAULT_LOG, run_end_to_end, run_parse_benchmark
 from ..bench.load import add_arguments as add_load_arguments
 from ..bench.load import run_cli as run_load
 from ..bench.migrate import add_arguments as add_migrate_arguments
@@ -23,6 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parse.add_argument("--runs", type=int, default=5)
     parse.add_argument("--passes", type=int, default=20, help="passes over the log per run")
     parse.add_argument("--no-upstream", action="store_true", help="only our parser")
+    parse.add_argument("--e2e-lines", type=int, default=100_000, metavar="N",
+                       help="end to end: `bridge parse` and a script around opscore's parser "
+                            "as processes on the log repeated to N lines (0: skip)")
     parse.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parse.set_defaults(run=run_parse)
     relay = bsub.add_parser(
@@ -88,10 +92,26 @@ def run_hub(args: argparse.Namespace) -> int:
 
 def run_parse(args: argparse.Namespace) -> int:
     rates, rejected = run_parse_benchmark(args.log, args.runs, args.passes, not args.no_upstream)
+    e2e = (run_end_to_end(args.log, args.runs, args.e2e_lines, not args.no_upstream)
+           if args.e2e_lines > 0 else None)
+    load = os.getloadavg()
     if args.json:
-        print(json.dumps({"rates": [r.as_dict() for r in rates], "rejected_lines": rejected}))
+        result: dict[str, object] = {"rates": [r.as_dict() for r in rates],
+                                     "rejected_lines": rejected, "load": load}
+        if e2e is not None:
+            result["end_to_end"] = {"rates": [r.as_dict() for r in e2e.rates],
+                                    "checks": e2e.checks}
+        print(json.dumps(result))
         return 0
     print(format_table(rates, rates[0].name))
     print("ratio = our actor-form median / that parser's median")
     print("lines rejected: " + ", ".join(f"{k}: {v}" for k, v in rejected.items()))
+    if e2e is not None:
+        print()
+        print(format_table(e2e.rates[: len(e2e.rates) // 2], e2e.rates[0].name))
+        print(format_table(e2e.rates[len(e2e.rates) // 2:], e2e.rates[len(e2e.rates) // 2].name))
+        print("end to end: each command as a process on the log repeated, start-up included; "
+              "ratio = bridge parse's median / the script's")
+        print("checks: " + ", ".join(f"{k}: {v:,}" for k, v in e2e.checks.items()))
+    print(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     return 0
