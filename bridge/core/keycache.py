@@ -108,14 +108,21 @@ class KeywordCache:
             else keywords_to_json(keywords)
         if not values:
             return []
-        written = {k.name.lower(): k for k in raw} if raw is not None else None
+        wires = raw if raw is None or type(raw) is tuple else tuple(raw)
         entries = self._actors.setdefault(actor, {})
         now = time.time()
         changed: dict[str, Any] = {}
-        for name, value in values.items():
+        for position, (name, value) in enumerate(values.items()):
             key = name.lower()
             entry = entries.get(key)
-            wire = written.get(key) if written is not None else None
+            wire = None
+            if wires is not None:
+                # The JSON object follows the reply's keywords in order (a dictionary
+                # may rename or merge some): look further only if this one is not it.
+                if position < len(wires) and wires[position].name == name:
+                    wire = wires[position]
+                else:
+                    wire = next((k for k in wires if k.name.lower() == key), None)
             if entry is None:
                 entries[key] = CachedKeyword(name, value, now, wire)
                 changed[name] = value
