@@ -5,9 +5,11 @@ tron runs its own stock ``tcc`` nub (``tron/Nubs/tcc.py``: ``ASCIIReplyDecoder(E
 stripChars='\\n', CIDfirst=False)``, ``ASCIICmdEncoder(EOL='\\r', useCID=False,
 CIDfirst=False)``, ``grabCID``, APO's ten ``initCmds``, ``safeCmds='(^device )|(status$)'``)
 in front of a TCC-like peer (``tests/legacy/tcc_peer.py``, a real TCC's replies). Ours
-gets the same actor from a bridge configuration with the keys that say the same
-(``eol``, ``command_header``, ``mid_first``, ``init_commands``, ``safe_commands``), its
-link built as ``bridge serve`` builds it. A plain commander watches the actor connect
+is configured from the same tron configuration: ``bridge import-tron`` reads tron's
+``local.json`` and the installed tron's ``Nubs/tcc.py`` and writes the bridge TOML
+(``eol``, ``command_header``, ``mid_first``, ``init_commands``, ``safe_commands``,
+``http_host``/``http_root``, ``programs``), the actor link is built from it as ``bridge
+serve`` builds it. A plain commander watches the actor connect
 and then commands it; the lines it receives are compared after normalising ids and times.
 """
 
@@ -16,14 +18,18 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bridge.core import KeywordCache, Route, Router
 from bridge.hub import HubServer
 from bridge.legacy.actor_link import ActorLink
 from bridge.protocol import keywords_to_json, parse_hub_reply
-from bridge.service.config import parse_config
+from bridge.hub.auth import load_programs
+from bridge.service.config import BridgeConfig, load_config
 from tests.hub.helpers import until
 from tests.legacy.tcc_peer import TccPeer
 from tests.support.aio import aio_test
@@ -35,18 +41,28 @@ TCC_INIT = ["show version", "show users", "show time", "show status", "show inst
             "show object/full", "show axisconfig", "show focus", "axis status", "mir status"]
 #: Commands after the registration (plain commander ``side.tcc``).
 STEPS = [("tcc", "show time"), ("tcc", "show status"), ("tcc", "device status"),
-         ("keys", "getFor=tcc YourUserNum NumUsers nosuch"), ("hub", "actors")]
+         ("keys", "getFor=tcc YourUserNum NumUsers nosuch"), ("hub", "actors"),
+         ("keys", "getFor=hub httpRoot"), ("perms", "status")]
+ROOT = Path(__file__).resolve().parents[2]
 #: The test's own helper commanders of TronHub (startNubs, actorInfo polling).
 HELPERS = ("tests.nubs", "tests.ready")
 
 
-def bridge_routes(port: int) -> Any:
-    """The tcc route of a bridge configuration that says what tron's tcc nub does."""
-    config = parse_config({"actors": {"tcc": {
-        "lives": "legacy", "port": port, "eol": "\r", "command_header": "mid",
-        "mid_first": True, "init_commands": TCC_INIT, "safe_commands": "(^device )|(status$)",
-        "amqp": False}}})
-    return config.routing_table()
+def import_tron(tron_hub: TronHub, port: int, out: Path) -> BridgeConfig:
+    """``bridge import-tron`` on the hub's configuration (location LOCAL, the installed
+    tron's nubs), with our tcc peer's port; the resulting configuration, parsed."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.cli.main", "import-tron", str(tron_hub.config_dir),
+         "--location", "LOCAL", "--actor", f"tcc=127.0.0.1:{port}", "--hub-port", "0",
+         "-o", str(out)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    # Exit 1: our loopback listener nub (tests/peers) is no stock nub and is listed so.
+    untranslated = result.stderr.split("not translated", 1)[-1]
+    assert "loopclient" in untranslated and "tcc" not in untranslated, result.stderr
+    config = load_config(out)
+    actor = config.actor("tcc")
+    assert actor is not None and actor.eol == "\r" and actor.init_commands == tuple(TCC_INIT)
+    assert actor.safe_commands == "(^device )|(status$)" and actor.port == port
+    return config
 
 
 def link_for(route: Route) -> ActorLink:
@@ -141,7 +157,11 @@ async def test_tcc_with_cr_framing_and_init_commands_against_real_tron(tmp_path)
     tron_peer = TccPeer()
     tron_port = await asyncio.to_thread(tron_peer.start)
     tron_hub = TronHub(tmp_path / "tron")
-    tron_hub.add_stock_actor("tcc", LOOPBACK, tron_port)
+    # The deployment's configuration lists the tcc nub: that is what import-tron reads.
+    tron_hub.add_stock_actor("tcc", LOOPBACK, tron_port, boot=True)
+    port = free_port()
+    config = await asyncio.to_thread(import_tron, tron_hub, port, tmp_path / "bridge.toml")
+    tron_hub.add_stock_actor("tcc", LOOPBACK, tron_port)  # started below, while watched
     try:
         await asyncio.to_thread(tron_hub.start)
         watcher = Watcher(tron_hub.port)
@@ -156,12 +176,14 @@ async def test_tcc_with_cr_framing_and_init_commands_against_real_tron(tmp_path)
         await asyncio.to_thread(tron_peer.stop)
     tron_commands = list(tron_peer.commands)
 
-    # Ours: the same actor from the bridge configuration; it comes up after the watcher.
+    # Ours: the same actor from the imported configuration; it comes up after the watcher.
     our_peer = TccPeer()
-    port = free_port()
-    router = Router({"legacy": link_for}, bridge_routes(port))
+    router = Router({"legacy": link_for}, config.routing_table())
     await router.start()
-    hub = HubServer(router, cache=KeywordCache())
+    assert config.hub is not None and config.hub.programs is not None
+    hub = HubServer(router, cache=KeywordCache(),
+                    http_root=(config.hub.http_host, config.hub.http_root),
+                    programs=load_programs(config.hub.programs))
     await hub.start()
     try:
         watcher = Watcher(hub.port)
