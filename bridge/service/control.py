@@ -22,9 +22,10 @@ side its commands came from (``amqp``, ``legacy``, ``hub``),
 <in flight>,<replies relayed>,<seconds since the last reply, -1: none yet>`` and
 ``actorRtt=<actor>,<side>,<commands timed>,<sum of their round trips, s>``.
 
-Every ``heartbeat`` seconds the actor broadcasts ``alive_at=<unix time>`` (clu's
-heartbeat keyword): on AMQP (``reply.broadcast``) and, through the hub port's mirror of
-the bridge's own actor, to every legacy client.
+Every ``heartbeat`` seconds the actor broadcasts ``alive_at=<unix time>`` (the heartbeat
+keyword of clu's convention; see protocol_specs/service.md): on AMQP
+(``reply.broadcast``) and, through the hub port's mirror of the bridge's own actor, to
+every legacy client.
 """
 
 from __future__ import annotations
