@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,9 +91,14 @@ class QueueInUse(AmqpError):
     """An exclusive queue with this name is owned by another connection."""
 
 
+#: Arguments of a replicated command queue served by several bridges, one at a time.
+HA_QUEUE_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum", "x-single-active-consumer": True}
+
+
 @dataclass(eq=False)
 class ManagedQueue:
-    """An exclusive queue this connection declares again after every reconnect.
+    """A queue this connection declares again after every reconnect: exclusive (as
+    clu's), or shared (``arguments``: durable, e.g. :data:`HA_QUEUE_ARGUMENTS`).
 
     ``problem`` says why it is not in place right now (``None``: consuming).
     """
@@ -103,6 +109,7 @@ class ManagedQueue:
     callback: Callable[[AbstractIncomingMessage], Awaitable[Any]]
     no_ack: bool
     consumer_tag: str
+    arguments: dict[str, Any] | None = None
     problem: str | None = None
     failures: int = 0
     retry: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -167,6 +174,8 @@ class AmqpChannel:
         Raises :class:`Unroutable` (``mandatory`` and nothing bound for the key) or
         :class:`AmqpUnavailable`.
         """
+        if message.message_id is None:  # one id for every attempt, and for the logs
+            message.message_id = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         wait = timeout if reconnect_wait is None else reconnect_wait
         wait_until = None if wait is None else loop.time() + wait
@@ -269,9 +278,40 @@ class AmqpChannel:
         self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, no_ack, tag))
         return queue, tag
 
+    async def declare_shared_queue(
+        self,
+        name: str,
+        bindings: Sequence[str],
+        callback: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+        *,
+        arguments: dict[str, Any] = HA_QUEUE_ARGUMENTS,
+    ) -> tuple[AbstractRobustQueue, str]:
+        """Declare a durable queue several connections consume (by default a replicated
+        quorum queue with single-active-consumer: one consumer gets the messages, the
+        others stand by and the broker hands over when it goes), bind it, consume it.
+
+        The declaration is tried first on a throw-away channel: a queue of that name
+        declared otherwise (a clu actor's exclusive queue) raises :class:`QueueInUse`
+        without the broker closing this channel. Restored after each reconnect as
+        :meth:`declare_exclusive_queue`'s queues are.
+        """
+        await self.owner._probe_declare(name, durable=True, arguments=arguments)
+        queue = await self.channel.declare_queue(name, durable=True, arguments=arguments,
+                                                 robust=False)
+        for binding in bindings:
+            await queue.bind(self.exchange, routing_key=binding, robust=False)
+        tag = await queue.consume(callback, robust=False)
+        self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, False, tag,
+                                        arguments=dict(arguments)))
+        return queue, tag
+
     async def _restore_queue(self, managed: ManagedQueue) -> None:
         """Declare, bind and consume ``managed`` again (after a reconnect)."""
-        await self.owner._probe_exclusive(managed.name)
+        if managed.arguments is None:
+            await self.owner._probe_exclusive(managed.name)
+        else:
+            await self.owner._probe_declare(managed.name, durable=True,
+                                            arguments=managed.arguments)
         queue = managed.queue
         await queue.declare()
         for binding in managed.bindings:
@@ -566,14 +606,24 @@ class AmqpConnection:
 
     async def _probe_exclusive(self, name: str) -> None:
         """Declare exclusive queue ``name`` on a throw-away channel (QueueInUse if locked)."""
+        await self._probe_declare(name, exclusive=True)
+
+    async def _probe_declare(self, name: str, **declare: Any) -> None:
+        """Declare queue ``name`` on a throw-away channel; QueueInUse if it is exclusive
+        to another connection or declared with other arguments (another kind of owner)."""
         probe = aio_pika.Channel(self.robust_connection, publisher_confirms=False)
         await probe.initialize(timeout=self.connect_timeout)
         try:
-            await probe.declare_queue(name, exclusive=True)
+            await probe.declare_queue(name, **declare)
         except aiormq.exceptions.ChannelLockedResource as exc:
             raise QueueInUse(
                 f"cannot create queue {name!r}: it is owned by another connection "
                 "(another instance with the same name is running)"
+            ) from exc
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            raise QueueInUse(
+                f"cannot create queue {name!r}: it exists with other properties "
+                f"({exc.args[0] if exc.args else exc}); another kind of actor serves it"
             ) from exc
         finally:
             if not probe.is_closed:

@@ -27,6 +27,16 @@ Guarantees:
   same name) can declare the queue, while the commands accepted before keep running
   and their replies go out as usual.
 
+With ``ha`` (high availability, beyond clu) the commands queue is not exclusive but a
+durable, replicated quorum queue with single-active-consumer, so that several bridges
+can serve the same actor: the broker delivers to one consumer (the active bridge) and
+hands over to a standby when it goes; the queue survives the loss of a node and of any
+bridge, so a command that reached it is served by whichever bridge is active then.
+:meth:`ActorEndpoint.stop` of such an endpoint only leaves (cancels its consumer: the
+standby serves on); :meth:`ActorEndpoint.release` still deletes the queue (handing the
+actor to a clu actor, which declares its exclusive queue: every bridge serving it must
+let go). See protocol_specs/amqp.md.
+
 The commands queue is consumed on a channel of its own (the *intake* channel), apart
 from the channel replies are published on: releasing closes the intake channel (aio-pika
 then never re-declares the queue after a reconnect), and a refused ``if_empty`` delete,
@@ -250,9 +260,11 @@ class ActorEndpoint:
         *,
         publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
         reconnect_wait: float = DEFAULT_RECONNECT_WAIT,
+        ha: bool = False,
     ) -> None:
         self.connection = connection
         self.name = check_name(name)
+        self.ha = ha
         self.on_command = on_command
         self.publish_timeout = publish_timeout
         self.reconnect_wait = reconnect_wait
@@ -289,7 +301,9 @@ class ActorEndpoint:
         self._channel = await self.connection.open_channel()
         try:
             self._intake = await self.connection.open_channel()
-            self._queue, self._consumer_tag = await self._intake.declare_exclusive_queue(
+            declare = (self._intake.declare_shared_queue if self.ha
+                       else self._intake.declare_exclusive_queue)
+            self._queue, self._consumer_tag = await declare(
                 self.queue_name, [commands_binding(self.name)], self._on_message
             )
         except QueueInUse as exc:
@@ -322,6 +336,9 @@ class ActorEndpoint:
         await asyncio.shield(self._releasing)
 
     async def _release(self) -> None:
+        if self.ha:
+            await self._release_shared()
+            return
         loop = asyncio.get_running_loop()
         started = loop.time()
         queue, self._queue = self._queue, None
@@ -360,6 +377,73 @@ class ActorEndpoint:
                  self.name, self.queue_name, loop.time() - started, served, attempts,
                  len(self._in_flight))
 
+    async def _release_shared(self) -> None:
+        """HA: a quorum queue refuses basic.get and queue.delete with if_empty (the
+        latter closes the whole connection), so: unbind it (nothing new is routed to it:
+        a clu client then gets clu's routing failure, as between any release and the new
+        actor's start), let the active consumer -- this bridge or a standby -- take what
+        is queued, and delete the queue once the broker counts no message in it."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        attempts = 0
+        unbound = False
+        while self.handover.state is HandoverState.RELEASING:
+            attempts += 1
+            try:
+                unbound = unbound or await self._unbind()
+                if await self._delete_when_empty():
+                    break
+            except Exception as exc:
+                log.warning("%s: releasing %r: %r; retrying", self.name, self.queue_name, exc)
+                await asyncio.sleep(0.1)
+                continue
+            await asyncio.sleep(RELEASE_RETRY_PAUSE)
+        self._queue = None
+        if self._intake is not None:
+            await self.connection.release_channel(self._intake)
+            self._intake = None
+        self.connection.release_queue_name(self.queue_name)
+        if self.handover.can(HandoverEvent.RELEASED):
+            self.handover.handle(HandoverEvent.RELEASED)
+        log.info("actor endpoint %r released the replicated %r in %.3f s (%d attempt(s)); "
+                 "%d command(s) still running", self.name, self.queue_name,
+                 loop.time() - started, attempts, len(self._in_flight))
+
+    async def _probe(self) -> aio_pika.Channel:
+        probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
+        await probe.initialize(timeout=self.connection.connect_timeout)
+        return probe
+
+    async def _unbind(self) -> bool:
+        """Unbind the commands queue from the exchange (on a throw-away channel)."""
+        probe = await self._probe()
+        try:
+            underlay = await probe.get_underlay_channel()
+            await underlay.queue_unbind(queue=self.queue_name,
+                                        exchange=self.connection.exchange_name,
+                                        routing_key=commands_binding(self.name), timeout=5)
+            return True
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+
+    async def _delete_when_empty(self) -> bool:
+        """Delete the queue if the broker counts no message in it; True once it is gone."""
+        probe = await self._probe()
+        try:
+            try:
+                queue = await probe.declare_queue(self.queue_name, passive=True, timeout=5)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                return True
+            if queue.declaration_result.message_count:
+                return False  # the active consumer takes them: look again
+            await probe.queue_delete(self.queue_name, if_unused=False, if_empty=False,
+                                     timeout=5)
+            return True
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+
     async def _fetch_and_delete(self) -> tuple[int, bool]:
         """One round: serve what is queued, then delete if empty. Returns (served, deleted)."""
         probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
@@ -396,6 +480,8 @@ class ActorEndpoint:
         """
         if self._channel is None:
             return
+        if self.ha and self._releasing is None and self._queue is not None:
+            await self._leave()
         if self._queue is not None or self._releasing is not None:
             try:
                 await asyncio.wait_for(self.release(), STOP_RELEASE_LIMIT)
@@ -425,6 +511,21 @@ class ActorEndpoint:
             await self._delete_now()
         await self._close_channels()
         self.connection.release_queue_name(self.queue_name)
+
+    async def _leave(self) -> None:
+        """HA: stop consuming and leave the replicated queue to the standby bridges."""
+        queue, self._queue = self._queue, None
+        if queue is not None and self._consumer_tag is not None:
+            try:
+                await asyncio.wait_for(queue.cancel(self._consumer_tag), 5)
+            except Exception as exc:
+                log.warning("%s: cancelling the consumer: %r", self.name, exc)
+        if self._intake is not None:
+            await self.connection.release_channel(self._intake)
+            self._intake = None
+        self.connection.release_queue_name(self.queue_name)
+        log.info("actor endpoint %r left %r to the standby bridges", self.name,
+                 self.queue_name)
 
     async def _delete_now(self) -> None:
         probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)

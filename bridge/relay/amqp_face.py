@@ -218,14 +218,15 @@ class AmqpFace:
                  schema: dict[str, Any] | None = None,
                  time_limit: float | None = None,
                  publish_timeout: float = DEFAULT_PUBLISH_TIMEOUT,
-                 reply_hold: float = DEFAULT_RECONNECT_WAIT) -> None:
+                 reply_hold: float = DEFAULT_RECONNECT_WAIT, ha: bool = False) -> None:
         self.connection = connection
         self.name = name
         self.target = target
         self.schema = schema
         self.time_limit = time_limit
         self.endpoint = ActorEndpoint(connection, name, self._on_command,
-                                      publish_timeout=publish_timeout, reconnect_wait=reply_hold)
+                                      publish_timeout=publish_timeout, reconnect_wait=reply_hold,
+                                      ha=ha)
         self._broadcasts: asyncio.Queue[Reply] = asyncio.Queue(maxsize=10_000)
         #: Handles of the commands this face sent (their replies go to their commanders).
         self._issued = IssuedCommands()

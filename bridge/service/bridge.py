@@ -291,7 +291,7 @@ class Bridge:
             face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),
                             schema=schema, time_limit=self._time_limit(cfg),
                             publish_timeout=self.config.publish_timeout,
-                            reply_hold=self.config.reply_hold)
+                            reply_hold=self.config.reply_hold, ha=cfg.ha)
             face.metrics = self.monitoring.metrics
             try:
                 await face.start()

@@ -60,6 +60,7 @@ class ActorConfig:
     eol: str = "\n"                  # line terminator both ways ("\r": the TCC's framing)
     init_commands: tuple[str, ...] | None = None  # sent when the link comes up (None: hub's)
     needs_auth: bool = True          # hub port: locked unless a program is allowed (tron)
+    ha: bool = False                 # AMQP face on a replicated queue, several bridges
 
     def route(self) -> Route:
         """This actor's entry in the routing table."""
@@ -288,7 +289,7 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
             spec=a.string("spec", None), time_limit=a.number("time_limit", 0.0) or None,
             safe_commands=a.string("safe_commands", None),
             eol=a.choice("eol", EOLS, "\n"), init_commands=a.strings("init_commands", None),
-            needs_auth=a.boolean("needs_auth", True),
+            needs_auth=a.boolean("needs_auth", True), ha=a.boolean("ha", False),
         )
         if actor.safe_commands is not None:
             try:
@@ -314,6 +315,9 @@ def _actors(table: "_Reader", base: Path) -> tuple[ActorConfig, ...]:
         if actor.prefer_amqp and (lives == "amqp" or actor.amqp):
             raise ConfigError(f"{key}.prefer_amqp", "needs a legacy/hub actor with amqp = false "
                               "(a bridge that serves the actor on AMQP holds its AMQP name)")
+        if actor.ha and (lives == "amqp" or not actor.amqp):
+            raise ConfigError(f"{key}.ha", "applies to an actor this bridge serves on AMQP "
+                                           "(a legacy, hub or local actor with amqp = true)")
         if actor.dictionary is not None and not actor.dictionary.is_file():
             raise ConfigError(f"{key}.dictionary", f"file {str(actor.dictionary)!r} not found")
         actors.append(actor)
