@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,8 +173,6 @@ class AmqpChannel:
         Raises :class:`Unroutable` (``mandatory`` and nothing bound for the key) or
         :class:`AmqpUnavailable`.
         """
-        if message.message_id is None:  # one id for every attempt, and for the logs
-            message.message_id = uuid.uuid4().hex
         loop = asyncio.get_running_loop()
         wait = timeout if reconnect_wait is None else reconnect_wait
         wait_until = None if wait is None else loop.time() + wait
