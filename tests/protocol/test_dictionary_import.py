@@ -144,7 +144,7 @@ def test_imported_dictionary_agrees_with_opscore(words):
         ('KeysDictionary("x", (1, 0), Key("a", Float(help=open("f").read())))', "line 1", "expected a literal"),
         ('KeysDictionary("x", (1, 0), Key("a", ByName("t")))', "line 1", "unresolved type"),
         ('KeysDictionary("x", (1, 0), Key("a", Float(wrapper=1)))', "line 1", "unsupported argument"),
-        ('KeysDictionary("x", (1, 0), Key("a", Float("x")))', "line 1", "no positional"),
+        ('KeysDictionary("x", (1, 0), Key("a", PVT("x")))', "line 1", "no positional"),
         ('KeysDictionary("x", (1, 0), Key("a", Bool("T")))', "line 1", "false and a true label"),
         ('KeysDictionary("x", (1, 0), Key("a", Float() * "2"))', "line 1", "repeat must be"),
         ('KeysDictionary("x", (1, 0),\n Key("a"), Key("a"))', "line 2", "duplicate key"),
