@@ -11,18 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from .lexical import SAFE_BARE as _SAFE_BARE
+from .lexical import needs_quotes
 from .model import Keyword
-
-#: Unquoted values we write: the characters every reference parser accepts bare.
-_SAFE_BARE = re.compile(r"[A-Za-z0-9._+\-~!@#$%^&*()\[\]{}|<>:?/]+\Z")
 
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"}
 _NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x08\x0a-\x1f\x7f]')
-
-
-def needs_quotes(text: str) -> bool:
-    """True if ``text`` cannot be written as an unquoted value."""
-    return _SAFE_BARE.match(text) is None
 
 
 def _escape_char(match: re.Match[str]) -> str:

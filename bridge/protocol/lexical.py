@@ -25,6 +25,15 @@ KEYWORD = rf"{NAME}(?:{WS}={WS}{VALUES})?"
 #: A whole keyword list: ``;``-separated, one optional trailing ``;``.
 KEYWORD_LIST = rf"{WS}(?:{KEYWORD}(?:{WS};{WS}{KEYWORD})*{WS}(?:;{WS})?)?"
 
+#: Unquoted values we write: the characters every reference parser accepts bare.
+SAFE_BARE = re.compile(r"[A-Za-z0-9._+\-~!@#$%^&*()\[\]{}|<>:?/]+\Z")
+
+
+def needs_quotes(text: str) -> bool:
+    """True if ``text`` cannot be written as an unquoted value."""
+    return SAFE_BARE.match(text) is None
+
+
 _UNESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|.)", re.S)
 _SIMPLE = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "'": "'", "\\": "\\"}
 

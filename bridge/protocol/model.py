@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from .lexical import needs_quotes
+
 
 class Keyword(tuple):
     """One keyword of a reply: ``name``, ``name=v1,v2`` or ``name="quoted"``.
@@ -47,8 +49,6 @@ class Keyword(tuple):
     @classmethod
     def of(cls, name: str, *values: str, quoted: bool | None = None) -> "Keyword":
         """Build a keyword; ``quoted=None`` quotes exactly the values that need it."""
-        from .canonical import needs_quotes
-
         flags = tuple(needs_quotes(v) if quoted is None else quoted for v in values)
         return cls(name, tuple(values), flags)
 
