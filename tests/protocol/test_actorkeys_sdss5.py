@@ -192,3 +192,17 @@ def test_typed_values_agree_with_opscore_on_the_real_tcc_log():
                 expected = tuple(_native(v) for v in message.values)
                 assert _same(mine.values, expected), (keyword, mine.values, expected)
     assert compared >= 150 and typed >= 150, (compared, typed)
+
+
+def test_an_actorkeys_file_loads_directly_as_a_dictionary(tmp_path):
+    from bridge.service.bridge import load_dictionary  # what [actors.X] dictionary = "..." uses
+
+    loaded = load_dictionary(DICTS / "tcc.py")
+    assert loaded == KeywordDictionary.from_dict(_ours(DICTS / "tcc.py"))
+    assert loaded.convert(parse_actor_reply("1 2 : AxePos=1.5,2,NaN").keywords[0]).values == (
+        1.5, 2.0, None)
+    bad = tmp_path / "bad.py"
+    bad.write_text('KeysDictionary("bad", (1, 0),\n Key("a", Int(name=open("x").read())))')
+    with pytest.raises(DictionaryError) as info:
+        KeywordDictionary.load(bad)
+    assert str(info.value).startswith(f"{bad}: line 2: expected a literal")

@@ -6,7 +6,8 @@ types (int, uint, long, float, double, string, enum, bool, hex, bits, pvt),
 repeats and invalid markers, as opscore's actorkeys do. Applied to parsed replies
 it gives native values, typed JSON and a JSON Schema for clu tooling:
 
-* :meth:`KeywordDictionary.load` / :meth:`KeywordDictionary.from_dict`;
+* :meth:`KeywordDictionary.load` (ours, or an actorkeys ``.py`` file) /
+  :meth:`KeywordDictionary.from_dict`;
 * :meth:`KeywordDictionary.convert` (one keyword -> :class:`TypedKeyword` or None);
 * :meth:`KeywordDictionary.reply_to_json` (typed where valid, untyped otherwise);
 * :meth:`KeywordDictionary.json_to_keyword` (typed JSON back to text);

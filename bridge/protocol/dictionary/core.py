@@ -8,7 +8,8 @@ from typing import Any
 
 from .. import jsonmap
 from ..model import Keyword
-from .errors import ConversionError
+from .actorkeys_import import import_actorkeys
+from .errors import ConversionError, DictionaryError
 from .keys import KeyDef, NonFinite, TypedKeyword, ValueSpec
 from .loader import DictionaryData, check_document, read_document
 from .schema import CLU_DEFAULT_PROPERTIES, dictionary_schema
@@ -73,7 +74,17 @@ class KeywordDictionary:
 
     @classmethod
     def load(cls, path: str | Path, *, clu_defaults: bool = True) -> "KeywordDictionary":
-        """Read a ``.json`` or ``.toml`` dictionary file; raise DictionaryError if malformed."""
+        """Read a ``.json`` or ``.toml`` dictionary file, or an actorkeys ``.py`` file (read
+        by :func:`~.actorkeys_import.import_actorkeys`, never executed); raise
+        DictionaryError if malformed."""
+        if Path(path).suffix.lower() == ".py":
+            source = str(path)
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise DictionaryError(f"cannot read: {exc}", "", source) from None
+            return cls.from_dict(import_actorkeys(text, source=source), source=source,
+                                 clu_defaults=clu_defaults)
         obj, source = read_document(path)
         return cls._from_data(check_document(obj, source), source, clu_defaults)
 
