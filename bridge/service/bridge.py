@@ -101,7 +101,7 @@ class Bridge:
         self.control: ControlActor | None = None
         self._lock = asyncio.Lock()
         #: Faces handed over by a reload whose accepted commands are still finishing.
-        self._retiring: set[asyncio.Task[None]] = set()
+        self._retiring: dict[asyncio.Task[None], AmqpFace | LegacyFace] = {}
         #: Facts, health, metrics, traffic logs and the HTTP endpoint of this bridge.
         self.monitoring = Monitoring(self)
 
@@ -357,8 +357,8 @@ class Bridge:
             await face.release()
         for face in faces:
             task = asyncio.ensure_future(self._drain_face(face, drain_timeout))
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            self._retiring[task] = face
+            task.add_done_callback(lambda t: self._retiring.pop(t, None))
         if rt.local is not None:
             await rt.local.stop()
 
@@ -494,6 +494,11 @@ class Bridge:
                 "host": self.tron.host, "port": self.tron.port, "state": self.tron.state},
             "hub_port": None if self.hub_server is None else self.hub_server.port,
             "actors": actors,
+            # Old faces a reload handed over, their accepted commands still finishing.
+            "handovers": [{"actor": face.name,
+                           "face": "amqp" if isinstance(face, AmqpFace) else "legacy",
+                           "state": face.handover.state.value, "in_flight": face.in_flight}
+                          for face in self._retiring.values()],
         }
 
     def status_json(self) -> str:

@@ -8,8 +8,10 @@ Keywords: ``bridge=<name>,<version>``, ``amqp=connected|down``, ``amqpNode=<host
 now, e.g. its queue name held elsewhere; retried),
 ``tron=<host>,<port>,<state>``, ``hubPort=<port>``, and one
 ``actorStatus=<name>,<lives>,<side>,<state>,<in flight>,<commands>,<replies>`` per
-actor; after a reload ``reloaded=<added>,<changed>,<removed>`` (counts) and
-``routeChange=<actor>,<where>`` broadcasts whenever a route or side changes.
+actor; one ``handover=<actor>,<amqp|legacy>,<state>,<in flight>`` per old face a reload
+handed over whose commands are still finishing; after a reload (also one from SIGHUP)
+``reloaded=<added>,<changed>,<removed>`` (counts) is broadcast, and
+``routeChange=<actor>,<where>`` whenever a route or side changes.
 
 With the monitoring facts (:mod:`bridge.service.monitoring`), ``status`` also gives
 the numbers ``/metrics`` and ``/healthz`` give, so Tron-side tools see them:
@@ -73,6 +75,8 @@ def status_replies(status: dict[str, Any]) -> list[dict[str, Any]]:
                                        c.get("commands", 0), c.get("replies", 0)]})
         if a.get("amqp_problem"):
             bodies.append({"actorProblem": [a["name"], a["amqp_problem"]]})
+    for h in status.get("handovers", ()):  # old faces a reload handed over, still draining
+        bodies.append({"handover": [h["actor"], h["face"], h["state"], h["in_flight"]]})
     return bodies
 
 

@@ -161,6 +161,8 @@ async def test_reload_releases_the_name_and_drains_in_the_background(
             assert diff["changed"] == ["shutter"]
             assert face.handover.state is HandoverState.DRAINING
             assert bridge.actors["shutter"].amqp_face is None
+            assert bridge.status()["handovers"] == [
+                {"actor": "shutter", "face": "amqp", "state": "draining", "in_flight": 2}]
             async with clu_actor(amqp_url, "shutter"):  # starts although commands run
                 await asyncio.wait_for(short, WAIT)
                 assert _terminal(short) == (":", "")
@@ -169,6 +171,9 @@ async def test_reload_releases_the_name_and_drains_in_the_background(
                 code, error = _terminal(long)
                 assert code == "f" and "drain limit" in error and "3 s" in error, error
             assert face.handover.ended_by is HandoverEvent.LIMIT
+            async with asyncio.timeout(WAIT):  # the old face is closed, then forgotten
+                while bridge.status()["handovers"]:
+                    await asyncio.sleep(0.02)
     finally:
         await bridge.stop()
 
