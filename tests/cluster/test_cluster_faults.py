@@ -443,3 +443,43 @@ def report(tallies: list[Tally], gaps: dict[str, list[float]], title: str = "",
     for t in tallies:
         for failure in t.failures[:3]:
             print(f"  {t.name} failure: {failure}")
+
+
+@aio_test
+async def test_a_command_to_an_amqp_actor_whose_node_dies_fails_promptly(
+        cluster: RabbitMQCluster) -> None:
+    """The bridge's commander (on n1) runs a command on a clu actor connected to n3; n3
+    is killed: the actor's exclusive queue is gone cluster-wide, and the command fails
+    within about the presence check's interval instead of waiting forever (clu's
+    client would), then the next one fails routing at once."""
+    from bridge.amqp import AmqpCommander, AmqpConnection
+    from tests.amqp.helpers import clu_actor
+
+    loop = asyncio.get_running_loop()
+    run = loop.run_in_executor
+    await run(None, cluster.wait_running, 3)
+    await run(None, cluster.add_vhost, "gone")
+    n = cluster.urls("gone")
+    connection = AmqpConnection([n[0], n[1]], connect_timeout=3)
+    await connection.start()
+    try:
+        commander = AmqpCommander(connection, "watcher")
+        await commander.start()
+        async with clu_actor(n[2], "camera"):
+            ping = await commander.send_command("camera", "ping")
+            assert (await asyncio.wait_for(ping.wait(), 10)).succeeded
+            hang = await commander.send_command("camera", "hang")
+            await asyncio.sleep(0.5)
+            killed = loop.time()
+            await run(None, cluster.nodes[2].kill)
+            await asyncio.wait_for(hang.wait(), 10)
+            took = loop.time() - killed
+            again = await commander.send_command("camera", "ping")
+            await asyncio.wait_for(again.wait(), 10)
+        await commander.stop()
+    finally:
+        await connection.stop()
+        await run(None, cluster.nodes[2].start_again)
+    print(f"\ncommand to an actor on a killed node failed {took:.2f} s after the kill")
+    assert hang.failed and "went away" in hang.error, hang.error
+    assert again.failed and "Failed routing" in again.error, again.error
