@@ -166,3 +166,52 @@ async def test_a_queue_name_taken_during_the_outage_keeps_only_that_actor_down(
         await camera.stop()
         await node.stop()
     assert camera_ping.status == thief_ping.status == shutter_ping.status == CluStatus.DONE
+
+
+# -- the bridge -----------------------------------------------------------------------------
+
+@aio_test
+async def test_a_bridge_started_while_its_actors_name_is_held_serves_the_rest_and_retries(
+        amqp_url: str) -> None:
+    """A clu actor holds ``shutter`` when the bridge starts: the bridge comes up on the
+    node that answers (the first URL is down), serves its control actor, reports the
+    shutter in its status, and serves it by itself once the clu actor is gone."""
+    from bridge.service.bridge import Bridge
+    from bridge.service.config import parse_config
+    from bridge.service.control import status_replies
+    from tests.amqp.helpers import clu_actor
+
+    examples = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples"
+    config = parse_config({
+        "name": "retrybridge",
+        "amqp": {"url": [dead_url(), amqp_url], "reconnect_initial": 0.1,
+                 "reconnect_max": 0.5},
+        "actors": {"shutter": {"lives": "local", "port": free_port(),
+                               "spec": f"{examples / 'legacy_shutter.py'}:build_actor"}}})
+    async with clu_client(amqp_url, "operator") as client:
+        async with clu_actor(amqp_url, "shutter"):
+            bridge = Bridge(config)
+            await bridge.start()
+            try:
+                status = bridge.status()
+                assert status["amqp"]["node"] == f"127.0.0.1:{URL(amqp_url).port}"
+                shutter = next(a for a in status["actors"] if a["name"] == "shutter")
+                assert "owned by another connection" in shutter["amqp_problem"]
+                bodies = status_replies(status)
+                assert {"actorProblem": ["shutter", shutter["amqp_problem"]]} in bodies
+                assert any(b.get("amqpNode") == status["amqp"]["node"] for b in bodies)
+                ping = await clu_command(client, "retrybridge", "ping")  # the rest serves
+                assert ping.status == CluStatus.DONE
+            except BaseException:
+                await bridge.stop()
+                raise
+        try:  # the clu actor is gone: the bridge takes the name by itself
+            async with asyncio.timeout(WAIT):
+                while bridge.actors["shutter"].amqp_face is None:
+                    await asyncio.sleep(0.05)
+            status = await clu_command(client, "shutter", "status")
+            assert status.status == CluStatus.DONE
+            assert "amqp_problem" not in next(
+                a for a in bridge.status()["actors"] if a["name"] == "shutter")
+        finally:
+            await bridge.stop()
