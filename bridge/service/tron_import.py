@@ -487,9 +487,11 @@ def _listener(nub: str, interp: _Interpreter, acceptor: _Construct) -> Listener:
 
 
 def translate_nub(nub: str, source: str, location: str, actors_cfg: Mapping[str, Any], *,
-                  location_file: str = "", overrides: Mapping[str, tuple[str, int]] = {},
+                  location_file: str = "",
+                  overrides: Mapping[str, tuple[str, int]] | None = None,
                   host: str | None = None) -> ActorSettings | Listener:
     """One nub module's source, translated; raises :class:`NubError` with the reason."""
+    overrides = overrides or {}
     try:
         tree = ast.parse(source, filename=f"{nub}.py")
     except SyntaxError as exc:
@@ -506,7 +508,8 @@ def translate_nub(nub: str, source: str, location: str, actors_cfg: Mapping[str,
 
 def translate(location: str, location_config: Mapping[str, Any],
               hub_config: Mapping[str, Any], nub_sources: Mapping[str, str | None], *,
-              programs: str | None = None, overrides: Mapping[str, tuple[str, int]] = {},
+              programs: str | None = None,
+              overrides: Mapping[str, tuple[str, int]] | None = None,
               host: str | None = None, source: str = "") -> ImportResult:
     """Translate a Tron deployment (see the module docstring).
 
@@ -514,6 +517,7 @@ def translate(location: str, location_config: Mapping[str, Any],
     ``nub_sources``: nub name -> module source (None: no such module). ``overrides``:
     actor -> (host, port) used instead of the config's; ``host``: every actor's host.
     """
+    overrides = overrides or {}
     location = location.upper()
     if location not in LOCATIONS:
         raise ValueError(f"location must be one of {', '.join(LOCATIONS)}, not {location!r}")
