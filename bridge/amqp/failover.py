@@ -1,7 +1,7 @@
 """Which broker node to try next, and when: failover across the nodes of a cluster.
 
-:class:`ReconnectPolicy` is the backoff (exponential, capped, with jitter);
-:class:`NodeRotation` walks a list of broker URLs; :class:`FailoverRobustConnection`
+:class:`ReconnectPolicy` (:mod:`bridge.core.backoff`) is the backoff (exponential,
+capped, with jitter); :class:`NodeRotation` walks a list of broker URLs; :class:`FailoverRobustConnection`
 is aio-pika's robust connection made to use both: each (re)connection attempt goes to
 the next URL of the list and waits the policy's delay after a failed attempt.
 aio-pika keeps its own reconnect loop (and its restoring of channels, exchanges and
@@ -12,42 +12,18 @@ wait, through the two values that loop reads: ``url`` and ``reconnect_interval``
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from aio_pika import RobustConnection
 from yarl import URL
 
+from ..core.backoff import ReconnectPolicy
+
+__all__ = ["FailoverRobustConnection", "NodeRotation", "ReconnectPolicy", "node_of",
+           "with_query"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReconnectPolicy:
-    """Delays between failed connection attempts.
-
-    After a lost link the next node is tried at once; after the ``n``-th failed attempt
-    in a row the bridge waits ``min(maximum, initial * factor ** (n - 1))`` seconds,
-    scaled by a random factor in ``[1 - jitter, 1 + jitter]`` (so that many clients
-    of a failed node do not all come back in step).
-    """
-
-    initial: float = 0.2
-    maximum: float = 5.0
-    factor: float = 2.0
-    jitter: float = 0.2
-
-    def __post_init__(self) -> None:
-        if not 0 < self.initial <= self.maximum:
-            raise ValueError("reconnect delays: need 0 < initial <= maximum")
-        if self.factor < 1 or not 0 <= self.jitter < 1:
-            raise ValueError("reconnect delays: need factor >= 1 and 0 <= jitter < 1")
-
-    def delay(self, failures: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait after ``failures`` (>= 1) failed attempts in a row."""
-        base = min(self.maximum, self.initial * self.factor ** max(failures - 1, 0))
-        return base * (1 - self.jitter + 2 * self.jitter * rand())
 
 
 class NodeRotation:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..amqp.failover import ReconnectPolicy
+from ..core.backoff import ReconnectPolicy
 from ..core.routing import Route, RoutingTable
 
 LIVES = ("legacy", "hub", "amqp", "local")
