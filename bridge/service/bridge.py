@@ -18,7 +18,8 @@ waiting for any command: unchanged actors are untouched; the faces of changed or
 removed actors are handed over (:mod:`bridge.core.handover`): they take no new command
 at once (an AMQP face cancels its consumer and releases its queue, losing nothing that
 was queued; a legacy face whose port stays in the configuration is kept and follows the
-new route), the commands they had accepted finish on their old path in the background,
+new route; an AMQP face whose route and dictionary do not change is kept, so its clients
+never meet a moment without a consumer), the commands they had accepted finish on their old path in the background,
 and only those still running after ``[timeouts] drain`` seconds are failed, saying so.
 """
 
@@ -248,17 +249,24 @@ class Bridge:
         # Faces of removed or changed actors stop intake and release their names first
         # (fast: nothing waits for commands); what they accepted finishes in the background.
         kept: dict[str, LegacyFace] = {}
+        kept_amqp: dict[str, AmqpFace] = {}
         for name in removed + changed:
             rt = self.actors.pop(name)
             new_cfg = wanted.get(name)
             if (rt.legacy_face is not None and new_cfg is not None
                     and _same_legacy_face(rt.config, new_cfg)):
                 kept[name], rt.legacy_face = rt.legacy_face, None  # follows the new route
+            if (rt.amqp_face is not None and new_cfg is not None
+                    and _same_amqp_face(rt.config, new_cfg)):
+                # Same route, so the same target: keep serving, no window without a consumer.
+                kept_amqp[name], rt.amqp_face = rt.amqp_face, None
             await self._retire_actor(rt, config.drain_timeout)
         for name in added + changed:
             await self._start_local(name, wanted[name])
             if name in kept:
                 self.actors[name].legacy_face = kept[name]
+            if name in kept_amqp:
+                self.actors[name].amqp_face = kept_amqp[name]
         table = RoutingTable(a.route() for a in config.actors)
         if config.name not in table:  # the bridge's own control actor, for hub-port clients
             table = table.with_route(Route(config.name, "amqp"))
@@ -286,7 +294,7 @@ class Bridge:
         cfg = rt.config
         assert self.router is not None and self.connection is not None
         self.monitoring.watch_actor(cfg.name, cfg.lives)
-        if cfg.lives != "amqp" and cfg.amqp:
+        if cfg.lives != "amqp" and cfg.amqp and rt.amqp_face is None:
             schema = rt.dictionary.json_schema() if rt.dictionary is not None else None
             face = AmqpFace(self.connection, cfg.name, self.router.target(cfg.name),
                             schema=schema, time_limit=self._time_limit(cfg),
@@ -540,6 +548,13 @@ def _build_local(cfg: ActorConfig, base: Path | None) -> Any:
         module = importlib.import_module(where)
     factory = getattr(module, attr)
     return factory(name=cfg.name, host=cfg.host, port=cfg.port)
+
+
+def _same_amqp_face(old: ActorConfig, new: ActorConfig) -> bool:
+    """True if ``new`` wants the AMQP face ``old`` has, on the same route (the face's
+    target), with the same dictionary (its schema): the running face is kept."""
+    return (new.lives != "amqp" and new.amqp and old.route() == new.route()
+            and old.dictionary == new.dictionary)
 
 
 def _same_legacy_face(old: ActorConfig, new: ActorConfig) -> bool:

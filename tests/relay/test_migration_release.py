@@ -231,3 +231,35 @@ async def test_a_legacy_face_is_kept_across_a_reload_then_refuses_once_its_actor
             writer.close()
         finally:
             await bridge.stop()
+
+
+@aio_test
+async def test_a_reload_that_keeps_the_route_keeps_the_amqp_face_serving(
+        amqp_url, start_clu_shutter):
+    """Only the time limit changes: the AMQP face is kept (no moment without a consumer,
+    no routing failure), a command running across the reload finishes on it."""
+    legacy = start_clu_shutter()
+
+    def config(time_limit):
+        return parse_config({"name": "relbridge3", "actors": {"shutter": {
+            "lives": "legacy", "port": legacy.port, "time_limit": time_limit}}})
+
+    bridge = Bridge(config(100), amqp_url)
+    await bridge.start()
+    try:
+        await bridge.router.target("shutter").start(wait=True)
+        face = bridge.actors["shutter"].amqp_face
+        async with clu_client(amqp_url, "relclient3") as client:
+            running = await client.send_command("shutter", "slow 0.5", await_command=False)
+            diff = await bridge.reload(config(200))
+            assert diff["changed"] == ["shutter"]
+            assert bridge.actors["shutter"].amqp_face is face and face.time_limit == 200
+            assert face.handover.state is HandoverState.SERVING
+            assert bridge.status()["handovers"] == []
+            after = await asyncio.wait_for(
+                await client.send_command("shutter", "ping", await_command=False), WAIT)
+            assert _terminal(after) == (":", "")
+            await asyncio.wait_for(running, WAIT)
+            assert _terminal(running) == (":", "")
+    finally:
+        await bridge.stop()
