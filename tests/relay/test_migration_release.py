@@ -170,10 +170,12 @@ async def test_reload_releases_the_name_and_drains_in_the_background(
                 await asyncio.wait_for(long, WAIT)
                 code, error = _terminal(long)
                 assert code == "f" and "drain limit" in error and "3 s" in error, error
-            assert face.handover.ended_by is HandoverEvent.LIMIT
             async with asyncio.timeout(WAIT):  # the old face is closed, then forgotten
                 while bridge.status()["handovers"]:
                     await asyncio.sleep(0.02)
+            # The face's drain and the replaced route's (the old link's) have the same
+            # limit: whichever notices first fails the command; the face then ends idle.
+            assert face.handover.ended_by in (HandoverEvent.LIMIT, HandoverEvent.IDLE)
     finally:
         await bridge.stop()
 
