@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from yarl import URL
 
@@ -24,7 +24,10 @@ from .metrics import OUTCOMES, BridgeMetrics, reply_text
 from .traffic import TrafficLogs
 
 if TYPE_CHECKING:
-    from .bridge import Bridge
+    from ..amqp.connection import AmqpConnection
+    from ..core.routing import Router
+    from ..relay.amqp_target import AmqpTarget
+    from .config import BridgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,20 @@ def amqp_node(connection: Any) -> str | None:
     return f"{url.host}:{url.port or 5672}"
 
 
+class MonitoredBridge(Protocol):
+    """What :class:`Monitoring` reads of the bridge it belongs to (the
+    :class:`~bridge.service.bridge.Bridge`; a protocol, so that this module does not
+    import the one that builds it)."""
+
+    config: "BridgeConfig"
+    connection: "AmqpConnection | None"
+    amqp_target: "AmqpTarget | None"
+    tron: Any
+    router: "Router | None"
+    hub_server: Any
+    actors: dict[str, Any]
+
+
 def actor_link(target: Any) -> Any:
     """The :class:`~bridge.legacy.actor_link.ActorLink` behind a route's target, or None."""
     if isinstance(target, PreferAmqpTarget):
@@ -50,7 +67,7 @@ def actor_link(target: Any) -> Any:
 class Monitoring:
     """See the module docstring. ``clock`` drives the traffic logs' rotation (tests)."""
 
-    def __init__(self, bridge: "Bridge", *, clock: Any = time.time) -> None:
+    def __init__(self, bridge: MonitoredBridge, *, clock: Any = time.time) -> None:
         cfg = bridge.config
         self.bridge = bridge
         self.metrics = BridgeMetrics(command_log=cfg.logs.commands) if cfg.metrics else None
