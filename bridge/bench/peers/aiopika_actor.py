@@ -5,21 +5,23 @@ prints ``READY <name> <url>`` once it consumes its command queue. It answers clu
 commands as a clu actor would on the wire (same exchange, queue, headers, JSON
 bodies): ``ping`` -> ``>`` then ``: {"text": "Pong."}``; ``spam N`` -> N
 ``i {"spam_index": k}`` then ``: {"spam_count": N}``; anything else ``f``. Replies
-are published as the bridge's AMQP face publishes them (publisher confirms, in order,
-up to 64 unconfirmed, each queued for aiormq's writer without waiting for it to be
-sent: ``basic_publish(wait=False)``), with no validation, logging or translation at all: what one
-aio-pika process can publish on this machine is the floor of any relay built on
-aio-pika, the bridge included.
+are published exactly as the bridge's AMQP face publishes them (publisher confirms, in
+order, up to the bridge's window of unconfirmed replies; frames encoded by :class:`bridge.amqp.frames.ReplyFrames`
+and written by :mod:`bridge.amqp.writer` onto aiormq's write queue, several per socket
+write), with no validation, logging or translation at all: what one process publishing
+the bridge's way gets through this machine's broker is the floor of the relay.
 
 ``blast N`` answers like ``spam N`` but publishes on a second channel *without*
 publisher confirms, never waiting for anything: the most replies per second aio-pika
 can put on the wire here at all (a publisher that cannot tell whether the broker got
 its messages, so not how the bridge may publish; the absolute ceiling).
 
-``publish_only N`` / ``publish_only_unconfirmed N`` publish N reply-sized messages to a
-queue of the actor's own that nobody reads (purged afterwards), with confirms and the
-same window / without confirms, and answer ``: {"per_second": R}``: what this process
-alone publishes per second, with no consumer anywhere.
+``publish_only N`` / ``publish_only_aiopika N`` / ``publish_only_unconfirmed N`` publish
+N reply-sized messages to a queue of the actor's own that nobody reads (purged
+afterwards) -- the bridge's way with confirms / aio-pika's own channel
+``basic_publish(wait=False)`` with confirms (how the bridge published before) / aio-pika
+without confirms -- with the same window, and answer ``: {"per_second": R}``: what this
+process alone publishes per second, with no consumer anywhere.
 """
 
 from __future__ import annotations
@@ -34,13 +36,36 @@ from typing import Any
 
 from ._common import announce_ready, wait_for_stop_signal
 
-WINDOW = 64
+from ...relay.amqp_face import PUBLISH_WINDOW as WINDOW  # the bridge's
 
 
 async def _within_window(pending: deque[asyncio.Future[Any]]) -> None:
     """Wait for the oldest publishes until at most WINDOW are unconfirmed; drop done ones."""
     while len(pending) > WINDOW or (pending and pending[0].done()):
         await pending.popleft()
+
+
+def _frames_publisher(exchange: Any, sender: str) -> Any:
+    """``publish(code, body, commander_id, command_id, key)`` as the bridge's AMQP face
+    does it: :class:`~bridge.amqp.frames.ReplyFrames` through :mod:`bridge.amqp.writer`
+    (returns the confirm future; nothing else waits)."""
+    from ...amqp import writer
+    from ...amqp.frames import ReplyFrames
+
+    cache: dict[tuple[str, str], Any] = {}
+
+    def publish(code: str, body: dict[str, Any], commander_id: str, command_id: str,
+                key: str) -> Any:
+        frames = cache.get((key, command_id))
+        if frames is None:
+            if len(cache) > 1000:
+                cache.clear()
+            frames = cache[key, command_id] = ReplyFrames(exchange.name, key, commander_id,
+                                                          command_id, sender)
+        channel = writer.usable_channel(exchange.channel)
+        data = json.dumps(body).encode()
+        return writer.publish(channel, lambda n: frames.encode(n, code, code == ">", data))
+    return publish
 
 
 def _publisher(exchange: Any) -> Any:
@@ -82,8 +107,10 @@ async def main(argv: list[str] | None = None) -> int:
     await queue.bind(exchange, routing_key=f"command.{name}.#")
     sink = await channel.declare_queue(f"{name}_sink", exclusive=True)
     await sink.bind(exchange, routing_key=f"sink.{name}")
-    confirmed, unconfirmed_publish = _publisher(exchange), _publisher(blast_exchange)
-    sinks = {"publish_only": confirmed, "publish_only_unconfirmed": unconfirmed_publish}
+    aiopika_confirmed, unconfirmed_publish = _publisher(exchange), _publisher(blast_exchange)
+    framed = _frames_publisher(exchange, name)
+    sinks = {"publish_only": None, "publish_only_aiopika": aiopika_confirmed,
+             "publish_only_unconfirmed": unconfirmed_publish}
 
     def reply_message(code: str, body: dict[str, Any], commander_id: str,
                       command_id: str) -> Any:
@@ -100,8 +127,12 @@ async def main(argv: list[str] | None = None) -> int:
         pending: deque[asyncio.Future[Any]] = deque()
         started = loop.time()
         for index in range(n):
-            message = reply_message("i", {"spam_index": index}, "sink", "sink")
-            pending.append(asyncio.ensure_future(publish(message, f"sink.{name}")))
+            if publish is None:  # the bridge's way
+                pending.append(framed("i", {"spam_index": index}, "sink", "sink",
+                                      f"sink.{name}"))
+            else:
+                message = reply_message("i", {"spam_index": index}, "sink", "sink")
+                pending.append(asyncio.ensure_future(publish(message, f"sink.{name}")))
             await _within_window(pending)
         while pending:
             await pending.popleft()
@@ -115,11 +146,13 @@ async def main(argv: list[str] | None = None) -> int:
         pending: deque[asyncio.Future[Any]] = deque()
 
         verb, _, rest = text.strip().partition(" ")
-        publish = unconfirmed_publish if verb == "blast" else confirmed
 
         def reply(code: str, body: dict[str, Any]) -> None:
-            message = reply_message(code, body, commander_id, correlation_id)
-            pending.append(asyncio.ensure_future(publish(message, key)))
+            if verb == "blast":
+                message = reply_message(code, body, commander_id, correlation_id)
+                pending.append(asyncio.ensure_future(unconfirmed_publish(message, key)))
+            else:
+                pending.append(framed(code, body, commander_id, correlation_id, key))
 
         reply(">", {})
         if verb == "ping":
