@@ -275,6 +275,7 @@ class ActorEndpoint:
         self._consumer_tag: str | None = None
         self._in_flight: set[IncomingCommand] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None  # looked up once
         self.handover = Handover(name)
         self._releasing: asyncio.Task[None] | None = None
 
@@ -601,8 +602,10 @@ class ActorEndpoint:
         self._spawn(self._run(incoming), str(command.command_id))
 
     def _spawn(self, coro: Awaitable[None], what: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"{self.name}:{what}")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = loop.create_task(coro, name=f"{self.name}:{what}")  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -49,7 +49,8 @@ class CommandHandle:
 
     def __init__(self, actor: str, text: str, *, commander: str | None = None,
                  command_id: str | int | None = None,
-                 callback: ReplyCallback | None = None) -> None:
+                 callback: ReplyCallback | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.actor = actor
         self.text = text
         self.commander = commander
@@ -57,7 +58,9 @@ class CommandHandle:
         self.callback = callback
         self.status = CommandStatus.RUNNING
         self.replies: list[Reply] = []
-        self._finished: asyncio.Future[CommandHandle] = asyncio.get_event_loop().create_future()
+        # ``loop``: a caller that knows it saves a loop look-up (a getpid() call in Python 3.11).
+        self._finished: asyncio.Future[CommandHandle] = \
+            (loop or asyncio.get_event_loop()).create_future()
         self._timer: asyncio.TimerHandle | None = None
         #: The command this one carries out, when a target relays through another
         #: (a prefer-AMQP target's inner command for the handle it returned).
@@ -159,7 +162,7 @@ class CommandHandle:
             self._timer.cancel()
             self._timer = None
         if seconds is not None and not self.done():
-            self._timer = asyncio.get_event_loop().call_later(
+            self._timer = self._finished.get_loop().call_later(
                 seconds, self.fail, f"{TIMED_OUT} {seconds:g} s.")
 
     def _finish(self, status: CommandStatus) -> None:

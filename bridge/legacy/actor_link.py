@@ -69,7 +69,22 @@ def safe_commander(commander: str | None, fallback: str) -> str:
     AMQP commander ids such as ``peers_client.camera`` contain characters that clu's
     and actorcore's header patterns do not accept (clu would read the whole line as
     the command); those characters are dropped and each segment starts with a letter.
+    Cached: a link sends many commands for few commanders.
     """
+    key = (commander, fallback)
+    safe = _SAFE_COMMANDERS.get(key)
+    if safe is None:
+        if len(_SAFE_COMMANDERS) >= 4096:
+            _SAFE_COMMANDERS.clear()
+        safe = _SAFE_COMMANDERS[key] = _safe_commander(commander, fallback)
+    return safe
+
+
+_SAFE_COMMANDERS: dict[tuple[str | None, str], str] = {}
+
+
+def _safe_commander(commander: str | None, fallback: str) -> str:
+    """:func:`safe_commander`, computed."""
     segments = []
     for seg in (commander or "").split("."):
         seg = _SEGMENT_JUNK.sub("", seg)
@@ -165,6 +180,7 @@ class ActorLink:
         self._command_listeners: list[CommandReplyListener] = []
         self._state_listeners: list[Callable[[LinkState], Any]] = []
         self._ready = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._greeting_timer: asyncio.TimerHandle | None = None
         self.max_delay = max_delay
         #: Times the link came up (reconnects: one less).
@@ -228,7 +244,8 @@ class ActorLink:
                      callback: ReplyCallback | None = None,
                      time_limit: float | None = None) -> CommandHandle:
         """Send ``text`` to the actor; the handle fails at once if that is impossible."""
-        handle = CommandHandle(self.name, text, commander=commander, callback=callback)
+        handle = CommandHandle(self.name, text, commander=commander, callback=callback,
+                               loop=self._loop)
         if actor != self.name:
             handle.fail(f"This link only reaches actor {self.name!r}, not {actor!r}.")
             return handle
@@ -287,6 +304,7 @@ class ActorLink:
 
     def _connected(self, protocol: _ActorLinkProtocol) -> None:
         self._protocol = protocol
+        self._loop = asyncio.get_event_loop()  # commands' handles use it (no look-up each)
         self.cid = None
         self.greeting = None
         # Mids start at 1 on each connection, as with tron's new nub (nothing is in

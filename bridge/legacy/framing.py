@@ -72,6 +72,7 @@ class LineProtocol(Protocol):
         self._buffer = b""
         self._discarding = False
         self._sent_this_turn = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # looked up once
         self._gauge: _UnsentGauge | None = None
         self._dropped = False
 
@@ -183,7 +184,10 @@ class LineProtocol(Protocol):
                 or not hasattr(transport, "doWrite"):
             return
         if not self._sent_this_turn:
-            asyncio.get_running_loop().call_soon(self._next_turn)
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._next_turn)
         self._sent_this_turn += 1
         # An error (peer gone) is left to the reactor: the writer stays registered, and
         # its next doWrite reports it and closes the connection.

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from random import getrandbits
 from collections.abc import Callable
 from typing import Any
 
@@ -64,7 +65,9 @@ class AmqpTarget:
         ``commander`` is who sends (``APO.john``, ``APO.john.camera``): the AMQP commander
         id becomes ``<commander>.<actor>`` as clu chains it (default ``<our name>.<actor>``).
         """
-        command_id = str(uuid.uuid4())
+        # A version-4 UUID as clu's, from Python's PRNG (uuid4() reads os.urandom: a system
+        # call per command; a command id is no secret).
+        command_id = str(uuid.UUID(int=getrandbits(128), version=4))
         handle = CommandHandle(actor, text, commander=commander, command_id=command_id,
                                callback=callback)
         loop = asyncio.get_event_loop()
