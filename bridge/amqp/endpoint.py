@@ -92,6 +92,10 @@ DEFAULT_RECONNECT_WAIT = 60.0
 #: Pause between two attempts to delete a released queue that was not empty yet.
 RELEASE_RETRY_PAUSE = 0.01
 
+#: After unbinding a released queue: time for a command the broker routed to it just
+#: before the unbind to reach it, before the queue may be found empty and deleted.
+RELEASE_SETTLE = 0.02
+
 #: How long :meth:`ActorEndpoint.stop` lets a release try before it deletes the queue
 #: regardless (what is still queued then is lost with it, and logged).
 STOP_RELEASE_LIMIT = 5.0
@@ -323,9 +327,10 @@ class ActorEndpoint:
     async def release(self) -> None:
         """Stop intake at once and give the actor's name up, losing no command.
 
-        basic.cancel the consumer; then, on throw-away channels, fetch and serve every
-        message still in ``<name>_commands`` and delete it with ``if_empty`` (a message
-        routed meanwhile makes the broker refuse: fetch again, retry) until it is gone.
+        basic.cancel the consumer and unbind ``<name>_commands`` from the exchange; then,
+        on throw-away channels, fetch and serve every message still in it and delete it
+        with ``if_empty`` (a message that arrived meanwhile makes the broker refuse: fetch
+        again, retry) until it is gone.
         Commands accepted before, or fetched here, keep running and are answered as
         usual. Returns once the name is free; calling it again waits for the same release.
         """
@@ -352,9 +357,18 @@ class ActorEndpoint:
             await self.connection.release_channel(self._intake)
             self._intake = None
         served = attempts = 0
+        unbound = False
         while self.handover.state is HandoverState.RELEASING:
             attempts += 1
             try:
+                if not unbound:
+                    # Nothing new is routed to the queue from here on (a clu client gets
+                    # clu's routing failure, as between any release and the new actor's
+                    # start): queue.delete with if_empty alone is not enough, since the
+                    # broker drops a command routed to the queue that reaches it only
+                    # after an if_empty delete (seen: one in ~2 releases under a stream).
+                    unbound = await self._unbind()
+                    await asyncio.sleep(RELEASE_SETTLE)
                 fetched, deleted = await self._fetch_and_delete()
             except Exception as exc:
                 if not self.connection.connected:
