@@ -37,6 +37,7 @@ lost or duplicated command, is a problem (exit status 1).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import os
@@ -212,7 +213,7 @@ def step_config(step: str, *, amqp_url: str, hub_port: int, face_port: int,
 
 # -- clients ---------------------------------------------------------------------------
 
-class _Client:
+class _Client(abc.ABC):
     """Sends at a fixed rate; records every terminal reply of its commands."""
 
     kind = ""
@@ -256,8 +257,9 @@ class _Client:
                 except TimeoutError:
                     pass
 
+    @abc.abstractmethod
     def send(self, text: str) -> None:
-        raise NotImplementedError
+        """Send one command ``text`` (without waiting for its replies)."""
 
     async def close(self) -> None:
         pass
@@ -286,8 +288,9 @@ class _LineClient(_Client):
                 return
             self.line(raw.decode(errors="replace").rstrip("\r\n"))
 
+    @abc.abstractmethod
     def line(self, line: str) -> None:
-        raise NotImplementedError
+        """Handle one line the bridge sent."""
 
     async def close(self) -> None:
         self.writer.close()
