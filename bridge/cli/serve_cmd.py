@@ -94,12 +94,11 @@ async def serve(config: Any, ready_file: str | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP,
                                 lambda: asyncio.ensure_future(_reload(bridge, notifier)))
-        banner = _banner(bridge, url, broker is not None)
-        print(banner, flush=True)
-        if ready_file:
+        if ready_file:  # written before the READY line, so a reader of that line finds it
             with open(ready_file + ".tmp", "w", encoding="utf-8") as f:
                 json.dump({"amqp_url": url, "status": bridge.status()}, f)
             os.replace(ready_file + ".tmp", ready_file)
+        print(_banner(bridge, url, broker is not None), flush=True)
         notifier.ready(f"serving {len(bridge.actors)} actor(s)")
         notifier.start_watchdog()
         await stop.wait()
