@@ -146,6 +146,18 @@ class AmqpChannel:
         self.owner = owner
         self.channel = channel
         self.exchange = exchange
+        channel.reopen_callbacks.add(self._on_reopened)
+
+    def _on_reopened(self, _sender: Any) -> None:
+        # aio-pika reopened the channel (awaited inside its restore: nothing here may
+        # wait for the channel). Its new underlying channel has none of our consumers.
+        self.owner._channel_reopened(self)
+
+    def consuming(self, consumer_tag: str) -> bool:
+        """True if ``consumer_tag`` consumes on this channel's current underlying channel."""
+        underlay = getattr(getattr(self.channel, "_channel", None), "channel", None)
+        return (underlay is not None and not underlay.is_closed
+                and consumer_tag in underlay.consumers)
 
     async def publish(
         self,
@@ -389,6 +401,8 @@ class AmqpConnection:
         self._main: AmqpChannel | None = None
         self._owned_queues: set[str] = set()
         self._managed: dict[str, ManagedQueue] = {}
+        self._restore_lock = asyncio.Lock()  # one queue restore at a time
+        self._reopen_tasks: set[asyncio.Task[None]] = set()
         self._disconnect_listeners: list[DisconnectListener] = []
         self._reconnect_listeners: list[ReconnectListener] = []
         #: Publishes (replies, commands) waiting for a lost broker to come back.
@@ -539,6 +553,8 @@ class AmqpConnection:
         self.stopping = True
         if self._connection is None:
             return
+        for task in list(self._reopen_tasks):
+            task.cancel()
         for managed in self._managed.values():
             if managed.retry is not None:
                 managed.retry.cancel()
@@ -650,11 +666,37 @@ class AmqpConnection:
                 managed.retry = None
             await self._restore_one(managed)
 
+    def _channel_reopened(self, channel: AmqpChannel) -> None:
+        """aio-pika reopened ``channel`` (as part of a reconnect, or by itself: after a
+        channel-level error, or when it noticed the old channel's close only after a
+        fast failover had already restored it): consume its queues again on the new
+        underlying channel, once the link is up, those whose consumer is not there."""
+        if self.stopping or not any(m.channel is channel for m in self._managed.values()):
+            return
+        task = asyncio.ensure_future(self._restore_reopened(channel))
+        self._reopen_tasks.add(task)
+        task.add_done_callback(self._reopen_tasks.discard)
+        task.add_done_callback(_log_task_error)
+
+    async def _restore_reopened(self, channel: AmqpChannel) -> None:
+        try:
+            await self.wait_connected()  # a reconnect restores first (_on_reconnected)
+        except AmqpUnavailable:
+            return  # stopped
+        for managed in [m for m in self._managed.values() if m.channel is channel]:
+            if managed.retry is None and not channel.consuming(managed.consumer_tag):
+                log.warning("queue %r lost its consumer when its channel was reopened; "
+                            "consuming again", managed.name)
+                await self._restore_one(managed)
+
     async def _restore_one(self, managed: ManagedQueue) -> bool:
         try:
-            async with asyncio.timeout(self.connect_timeout):
+            async with self._restore_lock, asyncio.timeout(self.connect_timeout):
                 await managed.channel.channel.ready()
-                await managed.channel._restore_queue(managed)
+                if self._managed.get(managed.name) is not managed:
+                    return False  # forgotten (released) meanwhile
+                if not managed.channel.consuming(managed.consumer_tag):
+                    await managed.channel._restore_queue(managed)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
