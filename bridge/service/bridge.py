@@ -26,6 +26,7 @@ and only those still running after ``[timeouts] drain`` seconds are failed, sayi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import importlib.util
 import json
@@ -190,11 +191,17 @@ class Bridge:
     async def reload(self, config: BridgeConfig) -> dict[str, list[str]]:
         """Apply a new configuration without dropping clients or commands in flight.
 
-        The bridge's name, broker, hub connection and hub port are fixed at start;
-        a reload that changes them is refused (ValueError) and changes nothing.
+        The bridge's name, broker, hub connection, hub port, HTTP endpoint and log files
+        are fixed at start; a reload that changes them is refused (ValueError) and changes
+        nothing. ``[metrics] enabled`` and ``[logs] commands`` take effect at once (the
+        result's ``settings``, present only then, says which changed).
         """
         fixed = ("name", "tron_host", "tron_port", "hub", "http")
         changed_fixed = [k for k in fixed if getattr(config, k) != getattr(self.config, k)]
+        old_logs = self.config.logs
+        changed_fixed += [f"logs.{f.name}" for f in dataclasses.fields(old_logs)
+                          if f.name != "commands"
+                          and getattr(config.logs, f.name) != getattr(old_logs, f.name)]
         if changed_fixed:
             raise ValueError(f"cannot change {', '.join(changed_fixed)} without a restart")
         async with self._lock:
@@ -203,6 +210,11 @@ class Bridge:
             diff = await self._apply(config)
             self.config = config
             self._apply_timeouts()
+            settings = self.monitoring.configure(config)
+            self._apply_metrics()
+            if settings:
+                diff["settings"] = settings
+                log.info("reload: %s", ", ".join(settings))
         if self.control is not None:  # what took effect, and when: for operators and tools
             asyncio.ensure_future(self.control.announce({"reloaded": [
                 len(diff["added"]), len(diff["changed"]), len(diff["removed"])]}))
@@ -233,6 +245,16 @@ class Bridge:
             endpoint.reconnect_wait = cfg.reply_hold
         if self.hub_server is not None:
             self.hub_server.time_limit = cfg.command_time_limit
+
+    def _apply_metrics(self) -> None:
+        """Give every part that counts commands the current counters (None: off)."""
+        metrics = self.monitoring.metrics
+        for rt in self.actors.values():
+            for face in (rt.amqp_face, rt.legacy_face):
+                if face is not None:
+                    face.metrics = metrics
+        if self.hub_server is not None:
+            self.hub_server.metrics = metrics
 
     def _time_limit(self, actor: ActorConfig) -> float | None:
         """An actor's command time limit: its own ``time_limit``, else ``[timeouts] command``."""

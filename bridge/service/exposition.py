@@ -137,7 +137,17 @@ class Exposition:
 
     def __init__(self, facts: Callable[[], dict[str, Any]], metrics: BridgeMetrics | None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(BridgeCollector(facts, metrics))
+        self.collector = BridgeCollector(facts, metrics)
+        self.registry.register(self.collector)
+
+    @property
+    def metrics(self) -> BridgeMetrics | None:
+        """The command counters rendered (None: counting is off; a reload may change it)."""
+        return self.collector.metrics
+
+    @metrics.setter
+    def metrics(self, metrics: BridgeMetrics | None) -> None:
+        self.collector.metrics = metrics
 
     def render(self) -> bytes:
         """The text exposition format (version 0.0.4)."""

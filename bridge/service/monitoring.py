@@ -79,7 +79,36 @@ class Monitoring:
         self.tron_reconnects = 0
         self._tron_connects = 0
         self._broadcasts_logged: set[str] = set()
+        #: Actors whose command crossings go to their traffic log (while counting is on).
+        self._traffic_actors: set[str] = set()
         self.started_at = time.time()
+
+    def configure(self, config: "BridgeConfig") -> list[str]:
+        """Apply ``[metrics] enabled`` and ``[logs] commands`` of a reloaded configuration
+        in place; what changed (e.g. ``["metrics on"]``; empty: nothing).
+
+        Counting turned off drops the counters (``/metrics`` and ``status`` then show no
+        command figures); turned on, it starts again from zero (Prometheus takes that as a
+        counter reset). Commands already in flight end on the counters they began with.
+        The parts that count hold :attr:`metrics` themselves: the bridge hands them the
+        new value (:meth:`~bridge.service.bridge.Bridge.reload`).
+        """
+        changed = []
+        if not config.metrics:
+            if self.metrics is not None:
+                self.metrics = None
+                changed.append("metrics off")
+        elif self.metrics is None:
+            self.metrics = BridgeMetrics(command_log=config.logs.commands)
+            if self.traffic is not None:
+                for actor in sorted(self._traffic_actors):
+                    self.metrics.set_traffic(actor, self.traffic.sink(actor))
+            changed.append("metrics on")
+        elif self.metrics.command_log != config.logs.commands:
+            self.metrics.command_log = config.logs.commands
+            changed.append(f"command log {'on' if config.logs.commands else 'off'}")
+        self.exposition.metrics = self.metrics
+        return changed
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -119,6 +148,7 @@ class Monitoring:
         """A new link to legacy actor ``actor``: its lines go to the actor's traffic log."""
         if self.traffic is not None:
             link.traffic = self.traffic.link_sink(actor)
+            self._traffic_actors.add(actor)
             if self.metrics is not None:
                 self.metrics.set_traffic(actor, self.traffic.sink(actor))
 
@@ -128,6 +158,7 @@ class Monitoring:
         if self.traffic is None:
             return
         sink = self.traffic.sink(actor)
+        self._traffic_actors.add(actor)
         if self.metrics is not None:
             self.metrics.set_traffic(actor, sink)
         target = self.bridge.amqp_target
