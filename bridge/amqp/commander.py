@@ -345,7 +345,9 @@ class AmqpCommander:
                         f"commander {self.name!r} is not started")
             return
         try:
-            # Its replies must be heard: bind for them first (once per actor).
+            # Its replies must be heard: after a reconnect, wait for the replies queue
+            # itself to be back; bind for them (once per actor).
+            await self.connection.wait_queue_in_place(self.queue_name, self.publish_timeout)
             await self.hear(replies_binding_for(message.commander_id, actor))
             await self._channel.publish(
                 command_to_message(message),

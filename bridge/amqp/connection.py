@@ -99,7 +99,10 @@ class ManagedQueue:
     """A queue this connection declares again after every reconnect: exclusive (as
     clu's), or shared (``arguments``: durable, e.g. :data:`HA_QUEUE_ARGUMENTS`).
 
-    ``problem`` says why it is not in place right now (``None``: consuming).
+    ``problem`` says why it is not in place right now (``None``: consuming, or being
+    restored). ``in_place`` is set while it is declared, bound and consumed: cleared
+    when the link is lost, set again once this queue is restored (which can be after
+    the link is back: a name the dead connection still holds is retried).
     """
 
     channel: "AmqpChannel"
@@ -112,6 +115,7 @@ class ManagedQueue:
     problem: str | None = None
     failures: int = 0
     retry: asyncio.Task[None] | None = field(default=None, repr=False)
+    in_place: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def name(self) -> str:
@@ -651,7 +655,28 @@ class AmqpConnection:
     # -- managed queues (restored after each reconnect, one by one) -----------------
 
     def _manage(self, managed: ManagedQueue) -> None:
+        managed.in_place.set()  # declared, bound and consumed by the caller
         self._managed[managed.name] = managed
+
+    async def wait_queue_in_place(self, name: str, timeout: float | None) -> None:
+        """Wait until managed queue ``name`` is declared, bound and consumed.
+
+        After a reconnect a queue can come back later than the link (its name still
+        held by the dead connection for a moment: retried with backoff): a command
+        published before its replies queue is back would have its replies dropped by
+        the broker. Raises :class:`AmqpUnavailable` after ``timeout`` s. A name that is
+        not managed (never declared, or released) returns at once.
+        """
+        managed = self._managed.get(name)
+        if managed is None or managed.in_place.is_set():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await managed.in_place.wait()
+        except TimeoutError:
+            raise AmqpUnavailable(
+                f"queue {name!r} is not in place after {timeout} s "
+                f"({managed.problem or 'being restored after a reconnect'})") from None
 
     def _forget(self, name: str) -> None:
         managed = self._managed.pop(name, None)
@@ -685,6 +710,7 @@ class AmqpConnection:
             return  # stopped
         for managed in [m for m in self._managed.values() if m.channel is channel]:
             if managed.retry is None and not channel.consuming(managed.consumer_tag):
+                managed.in_place.clear()
                 log.warning("queue %r lost its consumer when its channel was reopened; "
                             "consuming again", managed.name)
                 await self._restore_one(managed)
@@ -714,6 +740,7 @@ class AmqpConnection:
             log.info("queue %r restored on %s after %d attempt(s)", managed.name, self.node,
                      managed.failures + 1)
         managed.problem, managed.failures = None, 0
+        managed.in_place.set()
         return True
 
     async def _retry_later(self, managed: ManagedQueue, delay: float) -> None:
@@ -731,6 +758,8 @@ class AmqpConnection:
         if self.stopping or not self._link_up.is_set():
             return
         self._link_up.clear()
+        for managed in self._managed.values():
+            managed.in_place.clear()
         self.losses += 1
         self.lost_at = asyncio.get_running_loop().time()
         log.warning("lost the connection to the AMQP broker node %s: %s", self.node,
