@@ -166,6 +166,7 @@ class AmqpCommander:
         done.set_result(None)
         self._bindings = {first: done}
         self.connection.on_disconnect(self._on_disconnect)
+        self.connection.on_queue_lost(self._on_queue_lost)
         if self.watch_interval:
             self._watchdog = asyncio.ensure_future(self._watch_actors())
         return self
@@ -178,6 +179,7 @@ class AmqpCommander:
             self._watchdog.cancel()
             self._watchdog = None
         self.connection.remove_listener(self._on_disconnect)
+        self.connection.remove_listener(self._on_queue_lost)
         self.running.fail_all(f"commander {self.name!r} stopped before the command finished")
         for task in list(self._publishing):
             task.cancel()
@@ -405,6 +407,15 @@ class AmqpCommander:
             "Lost the connection to the AMQP broker while the command was running; "
             "its replies cannot be received."
         )
+
+    def _on_queue_lost(self, name: str) -> None:
+        if name != self.queue_name or not self.running:
+            return
+        log.warning("%s: failing %d command(s) in flight: the broker lost the replies queue",
+                    self.name, len(self.running))
+        self.running.fail_all(
+            f"The AMQP broker lost this bridge's replies queue {name!r} (a node failure) "
+            "while the command was running; its replies may be lost.")
 
     async def _publish_routing_failure(
         self, message: CommandMessage, actor: str, body: dict[str, str]

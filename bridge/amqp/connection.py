@@ -64,9 +64,14 @@ DEFAULT_PUBLISH_TIMEOUT = 10.0
 # (github.com/mosquito/aio-pika/issues/679).
 DEFAULT_HEARTBEAT = 20
 PREFETCH_COUNT = 1  # as clu: basic.qos(prefetch_count=1)
+#: How often (s) the connection checks that the broker still has each of its queues, and
+#: the quicker checks after each reconnect (see AmqpConnection.audit_queues).
+AUDIT_INTERVAL = 5.0
+AUDIT_AFTER_RECONNECT = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 DisconnectListener = Callable[[BaseException | None], Any]
 ReconnectListener = Callable[[], Any]
+QueueLostListener = Callable[[str], Any]
 
 
 class AmqpError(RuntimeError):
@@ -156,6 +161,27 @@ class AmqpChannel:
         # aio-pika reopened the channel (awaited inside its restore: nothing here may
         # wait for the channel). Its new underlying channel has none of our consumers.
         self.owner._channel_reopened(self)
+
+    def watch_cancels(self) -> None:
+        """Have a broker-side cancel of one of our consumers (its queue was deleted)
+        trigger a queue audit at once (idempotent per underlying channel)."""
+        underlay = getattr(getattr(self.channel, "_channel", None), "channel", None)
+        if underlay is not None and not getattr(underlay, "_bridge_watched", False):
+            underlay._bridge_watched = True
+            underlay.on_consumer_cancel_callbacks.add(
+                lambda *_args: self.owner.audit_soon())
+
+    async def drop_consumer(self, consumer_tag: str) -> None:
+        """Cancel ``consumer_tag`` on the current underlying channel (errors ignored:
+        the broker may have cancelled it already)."""
+        underlay = getattr(getattr(self.channel, "_channel", None), "channel", None)
+        if underlay is None or underlay.is_closed:
+            return
+        try:
+            await asyncio.wait_for(underlay.basic_cancel(consumer_tag), 5)
+        except Exception as exc:
+            log.debug("cancelling consumer %s: %r", consumer_tag, exc)
+        underlay.consumers.pop(consumer_tag, None)
 
     def consuming(self, consumer_tag: str) -> bool:
         """True if ``consumer_tag`` consumes on this channel's current underlying channel."""
@@ -288,6 +314,7 @@ class AmqpChannel:
         for binding in bindings:
             await queue.bind(self.exchange, routing_key=binding, robust=False)
         tag = await queue.consume(callback, no_ack=no_ack, robust=False)
+        self.watch_cancels()
         self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, no_ack, tag))
         return queue, tag
 
@@ -314,6 +341,7 @@ class AmqpChannel:
         for binding in bindings:
             await queue.bind(self.exchange, routing_key=binding, robust=False)
         tag = await queue.consume(callback, robust=False)
+        self.watch_cancels()
         self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, False, tag,
                                         arguments=dict(arguments)))
         return queue, tag
@@ -331,6 +359,7 @@ class AmqpChannel:
             await queue.bind(self.exchange, routing_key=binding, robust=False)
         await queue.consume(managed.callback, no_ack=managed.no_ack,
                             consumer_tag=managed.consumer_tag, robust=False)
+        self.watch_cancels()
 
     async def bind(self, queue: AbstractRobustQueue, routing_key: str) -> None:
         """Bind ``queue`` to the clu exchange (restored after a reconnect)."""
@@ -378,6 +407,7 @@ class AmqpConnection:
         heartbeat: int | None = DEFAULT_HEARTBEAT,
         connection_name: str | None = None,
         fail_fast: bool = True,
+        audit_interval: float | None = AUDIT_INTERVAL,
     ) -> None:
         self.urls = [url] if isinstance(url, str) else list(url)
         if not self.urls:
@@ -409,6 +439,12 @@ class AmqpConnection:
         self._reopen_tasks: set[asyncio.Task[None]] = set()
         self._disconnect_listeners: list[DisconnectListener] = []
         self._reconnect_listeners: list[ReconnectListener] = []
+        self._queue_lost_listeners: list[QueueLostListener] = []
+        #: Seconds between queue audits (None: no audits); see :meth:`audit_queues`.
+        self.audit_interval: float | None = audit_interval
+        self._audit_task: asyncio.Task[None] | None = None
+        self._audit_wake = asyncio.Event()
+        self._audit_schedule: list[float] = []
         #: Publishes (replies, commands) waiting for a lost broker to come back.
         self.held_publishes = 0
 
@@ -489,9 +525,16 @@ class AmqpConnection:
         """Call ``listener()`` after each reconnect, once topology has been restored."""
         self._reconnect_listeners.append(listener)
 
+    def on_queue_lost(self, listener: QueueLostListener) -> None:
+        """Call ``listener(queue_name)`` when the broker is found to have lost one of the
+        managed queues while the link stayed up (:meth:`audit_queues`): what was routed
+        to it meanwhile is gone. The queue is declared again after the listeners ran."""
+        self._queue_lost_listeners.append(listener)
+
     def remove_listener(self, listener: Callable[..., Any]) -> None:
-        """Forget ``listener`` (disconnect or reconnect); no error if unknown."""
-        for listeners in (self._disconnect_listeners, self._reconnect_listeners):
+        """Forget ``listener`` (disconnect, reconnect, queue lost); no error if unknown."""
+        for listeners in (self._disconnect_listeners, self._reconnect_listeners,
+                          self._queue_lost_listeners):
             while listener in listeners:
                 listeners.remove(listener)
 
@@ -511,6 +554,8 @@ class AmqpConnection:
             await self.stop()
             raise
         self._link_up.set()
+        if self.audit_interval:
+            self._audit_task = asyncio.ensure_future(self._audit_loop())
         log.info("connected to %s (exchange %r)", self._safe_url(), self.exchange_name)
         return self
 
@@ -559,6 +604,9 @@ class AmqpConnection:
             return
         for task in list(self._reopen_tasks):
             task.cancel()
+        if self._audit_task is not None:
+            self._audit_task.cancel()
+            self._audit_task = None
         for managed in self._managed.values():
             if managed.retry is not None:
                 managed.retry.cancel()
@@ -743,6 +791,76 @@ class AmqpConnection:
         managed.in_place.set()
         return True
 
+    # -- audits: does the broker still have our queues? ------------------------------
+
+    def audit_soon(self) -> None:
+        """Run :meth:`audit_queues` now (in the audit task) instead of at its next turn."""
+        self._audit_wake.set()
+
+    async def _audit_loop(self) -> None:
+        while not self.stopping:
+            delay = (self._audit_schedule.pop(0) if self._audit_schedule
+                     else self.audit_interval or AUDIT_INTERVAL)
+            try:
+                await asyncio.wait_for(self._audit_wake.wait(), delay)
+                if self._audit_schedule:  # woken by a reconnect: its quick checks first
+                    await asyncio.sleep(self._audit_schedule.pop(0))
+            except TimeoutError:
+                pass
+            self._audit_wake.clear()
+            try:
+                await self.audit_queues()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the link went meanwhile: the reconnect restores
+                log.debug("queue audit failed: %r", exc)
+
+    async def audit_queues(self) -> list[str]:
+        """Check, with a passive declare on a throw-away channel, that the broker still
+        has every managed queue that is in place; declare, bind and consume again each
+        one it lost, after telling the :meth:`on_queue_lost` listeners. Returns the
+        names of the lost queues.
+
+        Why: RabbitMQ 3.10's clean-up after a node loss deletes the transient queues
+        that were on that node *by name* (record and bindings, in a later transaction,
+        on every surviving node); a bridge that failed over and declared its queue again
+        on another node in between can have its new queue's record and bindings deleted
+        while its consumer stays attached: it hears nothing more and nothing says so. A
+        queue deleted outright (``rabbitmqctl delete_queue``) is found the same way,
+        and at once (the broker cancels our consumer).
+        """
+        if not self.connected:
+            return []
+        lost = []
+        for managed in list(self._managed.values()):
+            if managed.in_place.is_set() and managed.retry is None \
+                    and not await self._queue_exists(managed.name):
+                lost.append(managed)
+        for managed in lost:
+            if self._managed.get(managed.name) is not managed or not self.connected:
+                continue
+            log.error("the broker lost queue %r (deleted, or its node's clean-up removed it "
+                      "by name after a failover); declaring it again on %s", managed.name,
+                      self.node)
+            managed.in_place.clear()
+            for listener in list(self._queue_lost_listeners):
+                _call_listener(listener, managed.name)
+            await managed.channel.drop_consumer(managed.consumer_tag)
+            await self._restore_one(managed)
+        return [m.name for m in lost]
+
+    async def _queue_exists(self, name: str) -> bool:
+        probe = aio_pika.Channel(self.robust_connection, publisher_confirms=False)
+        await probe.initialize(timeout=self.connect_timeout)
+        try:
+            await probe.declare_queue(name, passive=True)
+            return True
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return False
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+
     async def _retry_later(self, managed: ManagedQueue, delay: float) -> None:
         await asyncio.sleep(delay)
         managed.retry = None
@@ -777,6 +895,8 @@ class AmqpConnection:
             return
         await self._restore_queues()
         self._link_up.set()
+        self._audit_schedule = list(AUDIT_AFTER_RECONNECT)
+        self.audit_soon()
         self.restored_at = asyncio.get_running_loop().time()
         down = "" if self.lost_at is None else f" after {self.restored_at - self.lost_at:.2f} s"
         problems = self.queue_problems

@@ -95,3 +95,65 @@ async def test_command_fails_promptly_if_the_replies_queue_stays_away(amqp_url: 
     finally:
         await conn.stop()
         await proxy.stop()
+
+
+# -- the broker loses the queue while the link stays up ------------------------------------
+
+#: What RabbitMQ 3.10's clean-up after a node loss does to each transient queue that was
+#: on that node (rabbit_amqqueue:delete_transient_queue/1): delete its record and its
+#: bindings by *name*, leaving any queue process running. On a cluster it can hit the
+#: queue a bridge has just declared again on another node after failing over.
+_FORGET_QUEUE = (
+    'QName = rabbit_misc:r(<<"{vhost}">>, queue, <<"{name}">>), '
+    'rabbit_misc:execute_mnesia_transaction(fun () -> '
+    'ok = mnesia:delete({{rabbit_queue, QName}}), '
+    'rabbit_binding:remove_transient_for_destination(QName) end), ok.')
+
+
+def _vhost(amqp_url: str) -> str:
+    return aio_pika.connection.make_url(amqp_url).path.lstrip("/")
+
+
+async def _send_and_wait(cmdr: AmqpCommander, timeout: float = WAIT) -> CommandStatus:
+    return (await (await cmdr.send_command("camera", "ping")).wait(timeout)).status
+
+
+@aio_test
+async def test_a_queue_the_broker_forgot_by_name_is_declared_again(rabbitmq, amqp_url) -> None:
+    """The record and bindings of the commander's replies queue vanish (as RabbitMQ's
+    node-down clean-up does it): the audit finds it, fails what was in flight, declares
+    it again; commands are answered again."""
+    async with AmqpConnection(amqp_url, audit_interval=0.3) as conn, \
+            clu_actor(amqp_url, "camera"):
+        cmdr = await AmqpCommander(conn, "forgetful", hear_all=False).start()
+        lost: list[str] = []
+        conn.on_queue_lost(lost.append)
+        assert await _send_and_wait(cmdr) == CommandStatus.DONE
+        rabbitmq.ctl("eval", _FORGET_QUEUE.format(vhost=_vhost(amqp_url), name=cmdr.queue_name))
+        in_flight = cmdr.submit_command("camera", "ping")  # its reply has nowhere to go
+        assert (await in_flight.wait(WAIT)).status == CommandStatus.FAILED
+        assert "lost this bridge's replies queue" in str(in_flight.replies[-1].keywords)
+        assert lost == [cmdr.queue_name]
+        for _ in range(3):
+            assert await _send_and_wait(cmdr) == CommandStatus.DONE
+        await cmdr.stop()
+
+
+@aio_test
+async def test_a_deleted_queue_is_declared_again(rabbitmq, amqp_url) -> None:
+    """``rabbitmqctl delete_queue`` of the replies queue: the broker cancels our
+    consumer, the queue is declared again at once and commands are answered again."""
+    async with AmqpConnection(amqp_url, audit_interval=60) as conn, \
+            clu_actor(amqp_url, "camera"):
+        cmdr = await AmqpCommander(conn, "deleted", hear_all=False).start()
+        lost: list[str] = []
+        conn.on_queue_lost(lost.append)
+        assert await _send_and_wait(cmdr) == CommandStatus.DONE
+        rabbitmq.ctl("delete_queue", "-p", _vhost(amqp_url), cmdr.queue_name)
+        for _ in range(100):  # the broker's cancel wakes the audit (not its 60 s turn)
+            if lost and not conn.queue_problems and conn.connected:
+                break
+            await asyncio.sleep(0.05)
+        assert lost == [cmdr.queue_name]
+        assert await _send_and_wait(cmdr) == CommandStatus.DONE
+        await cmdr.stop()
