@@ -23,6 +23,11 @@ Failures are always terminal, never silent hangs:
   disconnected are lost and the command could never finish. After aio-pika has
   reconnected (queue and binding restored) new commands work again; while it is
   reconnecting, ``send_command`` waits up to ``publish_timeout`` and then fails.
+  A command is published only once the replies queue is back (it can come back
+  later than the link: see ``AmqpConnection.wait_queue_in_place``);
+* the broker lost the replies queue while the link stayed up (found by the
+  connection's queue audit, e.g. a node's clean-up after a failover): every command
+  in flight fails, the queue is declared again.
 
 Commands are tracked with the transport-agnostic core: each one is a
 :class:`bridge.core.CommandHandle` in a :class:`bridge.core.CommandTable` keyed by its

@@ -281,11 +281,6 @@ def serve(tmp_path: Path, name: str, config: Path) -> ManagedProcess:
                           log_dir=tmp_path, cwd=ROOT, env=env, ready_timeout=60)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known bug, issue 15 left open: in 1 of 3 full-suite runs, after bridge B's node was "
-    "killed and B failed over (0.09 s), the replies of the clu camera to B's hub-port "
-    "commands never reached B: 72 commands ended only with the presence watcher's "
-    "'went away' f after 32 s (counted lost at 30 s). Cause not found yet."))
 @aio_test
 async def test_bridges_survive_node_faults_without_duplicates(
         cluster: RabbitMQCluster, tmp_path: Path) -> None:
