@@ -35,11 +35,14 @@ idle value after it if higher): a leak of 1 kB per command would add
 
 ``python -m bridge.bench.load`` or ``bridge bench load`` print the figures.
 
-``--metrics-overhead N``: instead, the same load N times in each of three modes, in
-rotating order, with a new broker, actors and bridge process for each round:
-metrics off (``[metrics] enabled = false``), metrics on, and metrics on with the
-per-command log line (``[logs] commands``, at INFO in the bridge's log); reports the
-command rate and the bridge's CPU time per command of each, and their ratios to "off".
+``--metrics-overhead N``: instead, N cycles of one block of ``commands`` commands in
+each of three modes: metrics off (``[metrics] enabled = false``), metrics on, and metrics
+on with the per-command log line (``[logs] commands``, at INFO in the bridge's log). One
+broker, pair of actors, bridge process and set of clients serve every block; before each,
+the bridge's file is rewritten and ``bridge reload`` switches the mode. Reports each
+block's command rate and the bridge's CPU time per command, and the ratio of each cycle's
+blocks to its "off" block (median, quartiles, range: the spread shows what the run can
+resolve).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import abc
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -64,10 +68,10 @@ from .programs import (
     BenchError,
     Program,
     child_environment,
+    private_broker,
     process_cpu_seconds,
     python_module,
     rss_kb,
-    start_private_broker,
     state_dir,
 )
 
@@ -77,6 +81,13 @@ LoadError = BenchError
 
 def _cpu(pid: int) -> float:
     return process_cpu_seconds(pid) or 0.0
+
+
+def _broker_cpu(node: str | None) -> float:
+    """CPU seconds of the private broker's processes so far (0 if it is not ours)."""
+    from ..service.broker import node_pids
+
+    return sum(_cpu(pid) for pid in node_pids(node)) if node else 0.0
 
 LOOPBACK = "127.0.0.1"
 BRIDGE_NAME = "loadbridge"
@@ -273,6 +284,9 @@ class Setup:
     bridge: Program
     programs: list[Program]
     cpu: dict[str, float] = field(default_factory=dict)  # CPU s of each program in the load
+    broker_node: str | None = None  # the private broker's node (None: a given broker)
+    config_path: Path | None = None  # the bridge's configuration file
+    shutter_port: int = 0  # the clu legacy shutter's port
 
 
 @dataclass
@@ -282,6 +296,7 @@ class Peers:
     amqp_url: str
     shutter_port: int
     actors: list[Program]
+    broker_node: str | None = None  # the private broker's node (None: a given broker)
 
 
 @contextmanager
@@ -299,8 +314,10 @@ def running_peers(state: Path, amqp_url: str | None,
     """Broker (unless given) and the two clu actors; stopped on exit."""
     env = child_environment()
     with ExitStack() as stack:
+        node = None
         if amqp_url is None:
-            amqp_url = start_private_broker(stack, "loadbench", say)
+            broker = private_broker(stack, "loadbench", say)
+            amqp_url, node = broker.url, broker.node
         say("starting the clu actors")
         shutter_port = free_port()
         actors = [
@@ -315,7 +332,7 @@ def running_peers(state: Path, amqp_url: str | None,
             stack.callback(program.stop)
         for program in actors:
             program.wait_ready(timeout=90)
-        yield Peers(amqp_url, shutter_port, actors)
+        yield Peers(amqp_url, shutter_port, actors, node)
 
 
 @contextmanager
@@ -338,7 +355,9 @@ def running_bridge(state: Path, peers: Peers, say: Callable[[str], Any], *,
         bridge.start()
         stack.callback(bridge.stop)
         bridge.wait_ready(timeout=90, ready_file=ready)
-        yield Setup(peers.amqp_url, face_port, hub_port, bridge, [*peers.actors, bridge])
+        yield Setup(peers.amqp_url, face_port, hub_port, bridge, [*peers.actors, bridge],
+                    broker_node=peers.broker_node, config_path=config,
+                    shutter_port=peers.shutter_port)
 
 
 def bridge_status(amqp_url: str, timeout: float = 60.0) -> dict[str, Any]:
@@ -625,34 +644,66 @@ HUB = f"hub port -> {LEGACY_ACTOR}+{AMQP_ACTOR}"
 AMQP = f"AMQP -> {LEGACY_ACTOR} (legacy)"
 
 
-async def _drive(setup: Setup, settings: LoadSettings,
-                 say: Callable[[str], Any]
-                 ) -> tuple[dict[str, Tally], dict[str, Tally], float, dict[str, int]]:
+async def _connect(setup: Setup, settings: LoadSettings, tallies: dict[str, Tally],
+                   clients: list["_Client"], say: Callable[[str], Any]) -> None:
+    """Make and connect every client (into ``clients``, so that the caller closes even
+    those connected before a failure), counting them in ``tallies``."""
     s = settings
-    tallies = {FACE: Tally(), HUB: Tally(), AMQP: Tally()}
-    clients: list[_Client] = []
     faces = [LegacyFaceClient(tallies[FACE], s.spam, s.window, f"load.f{i}")
              for i in range(s.legacy_clients - s.hub_clients)]
     hubs = [HubClient(tallies[HUB], s.spam, s.window, f"load.h{i}", (LEGACY_ACTOR, AMQP_ACTOR))
             for i in range(s.hub_clients)]
     amqps = [AmqpClient(tallies[AMQP], s.spam, s.window, f"load_a{i}", LEGACY_ACTOR)
              for i in range(s.amqp_clients)]
+    say(f"connecting {len(faces) + len(hubs)} legacy and {len(amqps)} AMQP clients")
+    for face in faces:
+        await face.connect(setup.face_port)
+        clients.append(face)
+    for hub in hubs:
+        await hub.connect(setup.hub_port)
+        clients.append(hub)
+    for amqp in amqps:
+        await amqp.connect(setup.amqp_url)
+        clients.append(amqp)
+    for tally, group in ((tallies[FACE], faces), (tallies[HUB], hubs), (tallies[AMQP], amqps)):
+        tally.clients = len(group)
+
+
+async def _measured(clients: list["_Client"], counts: list[int]) -> dict[str, Tally]:
+    """One round counted apart (``counts`` commands per client), its lost commands too;
+    the clients' own tallies are left as they were."""
+    tallies = {name: Tally() for name in (FACE, HUB, AMQP)}
+    lost_before = [c.lost() for c in clients]
+    for client in clients:
+        client.tally, client.measured = tallies[_kind(client)], client.tally
+        client.tally.clients += 1
+    try:
+        await _round(clients, counts, TIMEOUT)
+    finally:
+        for client, before in zip(clients, lost_before):
+            client.tally.lost += client.lost() - before
+            client.tally = client.measured
+    return tallies
+
+
+def _shares(total: int, clients: int) -> list[int]:
+    """``total`` commands spread over ``clients`` as evenly as can be."""
+    shares = [total // clients] * clients
+    for i in range(total - sum(shares)):
+        shares[i] += 1
+    return shares
+
+
+async def _drive(setup: Setup, settings: LoadSettings,
+                 say: Callable[[str], Any]
+                 ) -> tuple[dict[str, Tally], dict[str, Tally], float, dict[str, int]]:
+    s = settings
+    tallies = {FACE: Tally(), HUB: Tally(), AMQP: Tally()}
+    clients: list[_Client] = []
     rss: dict[str, int] = {"start": rss_kb(setup.bridge.pid)}
     cpu = setup.cpu
     try:
-        say(f"connecting {len(faces) + len(hubs)} legacy and {len(amqps)} AMQP clients")
-        for face in faces:
-            await face.connect(setup.face_port)
-            clients.append(face)
-        for hub in hubs:
-            await hub.connect(setup.hub_port)
-            clients.append(hub)
-        for amqp in amqps:
-            await amqp.connect(setup.amqp_url)
-            clients.append(amqp)
-        for tally, group in ((tallies[FACE], faces), (tallies[HUB], hubs),
-                             (tallies[AMQP], amqps)):
-            tally.clients = len(group)
+        await _connect(setup, s, tallies, clients, say)
         say("warm-up")
         warm = {name: Tally(clients=t.clients) for name, t in tallies.items()}
         for client in clients:
@@ -664,15 +715,13 @@ async def _drive(setup: Setup, settings: LoadSettings,
         rss["baseline"] = rss_kb(setup.bridge.pid)
         rss["warmup_hwm"] = rss_kb(setup.bridge.pid, "VmHWM")  # the most the warm-up took
         say(f"load: {s.commands:,} commands")
-        shares = [s.commands // len(clients)] * len(clients)
-        for i in range(s.commands - sum(shares)):
-            shares[i] += 1
-        cpu0 = {p.name: _cpu(p.pid) for p in setup.programs}
+        shares = _shares(s.commands, len(clients))
+        cpu0 = _cpu_now(setup)
         with RssSampler(setup.bridge.pid) as sampler:
             t0 = time.perf_counter()
             await _round(clients, shares, TIMEOUT)
             seconds = time.perf_counter() - t0
-            cpu.update({p.name: _cpu(p.pid) - cpu0[p.name] for p in setup.programs})
+            cpu.update(_cpu_since(setup, cpu0))
             await asyncio.sleep(1.0)  # late duplicates would arrive now
         rss["peak"] = sampler.peak
         for client in clients:
@@ -684,6 +733,21 @@ async def _drive(setup: Setup, settings: LoadSettings,
         for client in clients:
             await client.close()
     return tallies, warm, seconds, rss
+
+
+def _cpu_now(setup: Setup) -> dict[str, float]:
+    """CPU seconds so far of each program, of the broker (if private) and of the clients
+    (this process)."""
+    out = {p.name: _cpu(p.pid) for p in setup.programs}
+    if setup.broker_node:
+        out["broker"] = _broker_cpu(setup.broker_node)
+    out["clients"] = time.process_time()
+    return out
+
+
+def _cpu_since(setup: Setup, before: dict[str, float]) -> dict[str, float]:
+    now = _cpu_now(setup)
+    return {name: now[name] - before[name] for name in before}
 
 
 def _kind(client: _Client) -> str:
@@ -727,17 +791,31 @@ def run_load(settings: LoadSettings | None = None, amqp_url: str | None = None,
 #: The bridge's modes in a metrics-overhead run: nothing counted; metrics; metrics and the
 #: per-command log line.
 MODES = ("off", "metrics", "metrics+log")
+#: Before each block the bridge, the actors and the broker must have been idle (together
+#: under SETTLE_CPU CPU seconds in SETTLE_WINDOW s; /proc counts in 10 ms ticks), so that
+#: nothing the last block left behind runs into the next; at most SETTLE_LIMIT s.
+SETTLE_WINDOW, SETTLE_CPU, SETTLE_LIMIT = 0.5, 0.05, 20.0
+
+
+def block_order(cycles: int) -> list[tuple[int, str]]:
+    """(cycle, mode) of each block: off, metrics, metrics+log, then the reverse, and so
+    on. Each cycle's ``metrics`` block is next to its ``off`` block, and a drift of the
+    machine over two cycles weighs on every mode alike."""
+    return [(c, mode) for c in range(cycles) for mode in (MODES if c % 2 == 0 else MODES[::-1])]
 
 
 @dataclass
 class OverheadRound:
-    """One load round of the metrics-overhead run."""
+    """One block of the metrics-overhead run."""
 
+    cycle: int
     mode: str
     commands: int
     seconds: float
     bridge_cpu: float
     problems: list[str]
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU s of every process in the block
+    reload: str = ""  # what `bridge reload` answered before the block
 
     @property
     def rate(self) -> float:
@@ -749,32 +827,71 @@ class OverheadRound:
 
 
 @dataclass
+class Spread:
+    """Median, quartiles and range of some ratios."""
+
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values) if self.values else 0.0
+
+    @property
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.values) < 2:
+            return (self.median, self.median)
+        q = statistics.quantiles(self.values, n=4, method="inclusive")
+        return (q[0], q[2])
+
+    def as_dict(self) -> dict[str, Any]:
+        q1, q3 = self.quartiles
+        return {"median": self.median, "q1": q1, "q3": q3,
+                "min": min(self.values, default=0.0), "max": max(self.values, default=0.0),
+                "values": self.values}
+
+    def __str__(self) -> str:
+        if not self.values:
+            return "no pairs"
+        q1, q3 = self.quartiles
+        return (f"median {self.median:.3f} (quartiles {q1:.3f}-{q3:.3f}, range "
+                f"{min(self.values):.3f}-{max(self.values):.3f}, {len(self.values)} pairs)")
+
+
+@dataclass
 class OverheadResult:
-    """The rounds of each mode and the ratios of their means to "off"."""
+    """The blocks of each mode, and the ratios of each cycle's blocks to its "off" block."""
 
     settings: LoadSettings
     rounds: list[OverheadRound]
     path_cost: dict[str, float] = field(default_factory=dict)  # metrics_path_cost()
+    run_problems: list[str] = field(default_factory=list)  # bridge status and log afterwards
 
     def mean(self, mode: str, attr: str) -> float:
         values = [getattr(r, attr) for r in self.rounds if r.mode == mode]
         return sum(values) / len(values) if values else 0.0
 
+    def paired(self, mode: str, attr: str) -> Spread:
+        """``attr`` of each cycle's ``mode`` block over that of the same cycle's "off"
+        block (adjacent blocks of one bridge process, so what drifts hits both)."""
+        by = {(r.cycle, r.mode): getattr(r, attr) for r in self.rounds}
+        return Spread([by[c, mode] / by[c, "off"] for c in sorted({r.cycle for r in self.rounds})
+                       if (c, mode) in by and by.get((c, "off"))])
+
     def ratio(self, mode: str, attr: str) -> float:
-        """Mean of ``attr`` in ``mode`` over its mean with metrics off."""
-        off = self.mean("off", attr)
-        return self.mean(mode, attr) / off if off else 0.0
+        """The median paired ratio (see :meth:`paired`)."""
+        return self.paired(mode, attr).median
 
     def problems(self) -> list[str]:
-        return [f"round {i + 1} ({r.mode}): {p}"
-                for i, r in enumerate(self.rounds) for p in r.problems]
+        return [f"cycle {r.cycle + 1} ({r.mode}): {p}" for r in self.rounds
+                for p in r.problems] + self.run_problems
 
     def as_dict(self) -> dict[str, Any]:
         return {"settings": asdict(self.settings),
                 "rounds": [{**asdict(r), "rate": r.rate,
                             "cpu_us_per_command": r.cpu_us_per_command} for r in self.rounds],
-                "ratios": {mode: {"rate": self.ratio(mode, "rate"),
-                                  "cpu_per_command": self.ratio(mode, "cpu_us_per_command")}
+                "ratios": {mode: {"rate": self.paired(mode, "rate").as_dict(),
+                                  "cpu_per_command":
+                                      self.paired(mode, "cpu_us_per_command").as_dict()}
                            for mode in MODES[1:]},
                 "path_cost_us": self.path_cost, "problems": self.problems()}
 
@@ -808,58 +925,162 @@ def metrics_path_cost(commands: int = 20_000, replies: int = 3) -> dict[str, flo
 
 
 def format_overhead(result: OverheadResult) -> str:
-    lines = [f"metrics overhead: {len(result.rounds)} rounds of {result.settings.commands:,} "
-             f"commands, new peers and bridge each round"]
-    for i, r in enumerate(result.rounds):
-        lines.append(f"  round {i + 1}: {r.mode:<11} {r.rate:8,.0f} commands/s  bridge CPU "
-                     f"{r.cpu_us_per_command:6.0f} us/command{'  PROBLEMS' if r.problems else ''}")
+    cycles = len({r.cycle for r in result.rounds})
+    lines = [f"metrics overhead: {cycles} cycles of {len(MODES)} blocks of "
+             f"{result.settings.commands:,} commands, one bridge process switched between "
+             f"modes by 'bridge reload'"]
+    for r in result.rounds:
+        lines.append(f"  cycle {r.cycle + 1:>2} {r.mode:<11} {r.rate:8,.0f} commands/s  bridge "
+                     f"CPU {r.cpu_us_per_command:6.0f} us/command"
+                     f"{'  PROBLEMS' if r.problems else ''}")
     for mode in MODES[1:]:
-        lines.append(f"{mode} / off: rate {result.ratio(mode, 'rate'):.3f}, bridge CPU per "
-                     f"command {result.ratio(mode, 'cpu_us_per_command'):.3f}")
-    lines.append("(goal: the rate with metrics within 5 % of off, i.e. metrics / off >= 0.95)")
+        lines.append(f"{mode} / off, rate: {result.paired(mode, 'rate')}")
+        lines.append(f"{mode} / off, bridge CPU per command: "
+                     f"{result.paired(mode, 'cpu_us_per_command')}")
+    rate = result.paired("metrics", "rate")
+    if rate.values:
+        q1, _q3 = rate.quartiles
+        lines.append(f"goal (the rate with metrics within 5 % of off, metrics / off >= 0.95): "
+                     f"{'met' if rate.median >= 0.95 else 'NOT met'} (median {rate.median:.3f};"
+                     f" lower quartile {q1:.3f})")
+    total = {name: sum(r.cpu.get(name, 0.0) for r in result.rounds)
+             for name in (result.rounds[0].cpu if result.rounds else {})}
+    seconds = sum(r.seconds for r in result.rounds)
+    if total and seconds:
+        lines.append("CPU share during the blocks (1.0 = one CPU): " + ", ".join(
+            f"{k} {v / seconds:.2f}" for k, v in total.items()) +
+            f"; all {sum(total.values()) / seconds:.2f} of {os.cpu_count()}")
     if result.path_cost:
         c = result.path_cost
         cpu_off = result.mean("off", "cpu_us_per_command")
         lines.append(f"counting in-process: {c['added_us']:.2f} us per command with 3 replies "
-                     f"({c['without_us']:.2f} -> {c['with_us']:.2f} us for a bare handle), "
-                     + (f"{100 * c['added_us'] / cpu_off:.2f} % of the bridge's CPU per command"
-                        if cpu_off else ""))
+                     f"({c['without_us']:.2f} -> {c['with_us']:.2f} us for a bare handle)"
+                     + (f", {100 * c['added_us'] / cpu_off:.2f} % of the bridge's CPU per "
+                        f"command" if cpu_off else ""))
     problems = result.problems()
     lines.append("OK: every command had exactly one terminal reply" if not problems
                  else "PROBLEMS: " + "; ".join(problems[:10]))
     return "\n".join(lines)
 
 
+def reload_bridge(setup: Setup, mode: str, timeout: float = 60.0) -> str:
+    """Write ``mode``'s configuration over the bridge's file and have it re-read it
+    (``bridge reload``, which answers once the new configuration is in effect)."""
+    assert setup.config_path is not None
+    setup.config_path.write_text(bridge_config(setup.amqp_url, setup.shutter_port,
+                                               setup.face_port, setup.hub_port, mode))
+    out = subprocess.run([sys.executable, "-m", "bridge.cli.main", "reload", "--amqp",
+                          setup.amqp_url, "--name", BRIDGE_NAME], capture_output=True,
+                         text=True, timeout=timeout, env=child_environment())
+    if out.returncode != 0:
+        raise BenchError(f"bridge reload to {mode!r} failed: {out.stdout}{out.stderr}")
+    return out.stdout.strip()
+
+
+async def _settle(setup: Setup) -> float:
+    """Wait until the bridge, the actors and the broker are idle (see SETTLE_WINDOW);
+    the seconds waited."""
+    def busy() -> float:
+        now = _cpu_now(setup)
+        return sum(v for k, v in now.items() if k != "clients")
+
+    t0 = time.monotonic()
+    before = busy()
+    while time.monotonic() - t0 < SETTLE_LIMIT:
+        await asyncio.sleep(SETTLE_WINDOW)
+        now = busy()
+        if now - before < SETTLE_CPU:
+            break
+        before = now
+    return time.monotonic() - t0
+
+
+async def _drive_blocks(setup: Setup, settings: LoadSettings, order: list[tuple[int, str]],
+                        say: Callable[[str], Any]) -> list[OverheadRound]:
+    """Connect the clients once, warm up, then one block per (cycle, mode) of ``order``,
+    the bridge reloaded into that mode before it."""
+    loop = asyncio.get_running_loop()
+    tallies = {FACE: Tally(), HUB: Tally(), AMQP: Tally()}
+    clients: list[_Client] = []
+    done: list[OverheadRound] = []
+    try:
+        await _connect(setup, settings, tallies, clients, say)
+        say("warm-up")
+        warm = await _measured(clients, [settings.warmup] * len(clients))
+        warm_problems = _tally_problems(_sum(warm.values()), None)
+        if warm_problems:
+            raise BenchError("warm-up: " + "; ".join(warm_problems))
+        shares = _shares(settings.commands, len(clients))
+        for cycle, mode in order:
+            answer = await loop.run_in_executor(None, reload_bridge, setup, mode)
+            waited = await _settle(setup)
+            cpu0 = _cpu_now(setup)
+            t0 = time.perf_counter()
+            block = await _measured(clients, shares)
+            seconds = time.perf_counter() - t0
+            cpu = _cpu_since(setup, cpu0)
+            total = _sum(block.values())
+            done.append(OverheadRound(cycle, mode, total.sent, seconds,
+                                      cpu.get(setup.bridge.name, 0.0),
+                                      _tally_problems(total, settings.commands), cpu, answer))
+            say(f"cycle {cycle + 1} {mode}: {done[-1].rate:,.0f} commands/s, bridge CPU "
+                f"{done[-1].cpu_us_per_command:.0f} us/command ({answer}; settled in "
+                f"{waited:.1f} s)")
+        await asyncio.sleep(1.0)  # late duplicates would arrive now
+        late = _sum(t for t in tallies.values())
+        if late.duplicates or late.wrong_commander:
+            done[-1].problems.append(f"after the last block: {late.duplicates} duplicates, "
+                                     f"{late.wrong_commander} misaddressed")
+    finally:
+        for client in clients:
+            await client.close()
+    return done
+
+
+def _tally_problems(t: Tally, wanted: int | None) -> list[str]:
+    out = [f"{name}: {getattr(t, name)}" for name in
+           ("lost", "duplicates", "wrong_commander", "out_of_order", "failed")
+           if getattr(t, name)]
+    out.extend(f"error: {e}" for e in t.errors)
+    if t.done != t.sent or (wanted is not None and t.sent != wanted):
+        out.append(f"{t.done} of {t.sent} commands done"
+                   + (f" (wanted {wanted})" if wanted is not None else ""))
+    return out
+
+
 def run_overhead(settings: LoadSettings | None = None, amqp_url: str | None = None,
                  progress: Callable[[str], Any] | None = None,
                  log_dir: str | os.PathLike[str] | None = None,
                  rounds: int = 2) -> OverheadResult:
-    """The same load ``rounds`` times in each of :data:`MODES`, the order rotating from one
-    set to the next (so that a drift of the machine's load weighs on every mode); a new
-    broker (unless ``amqp_url``), pair of actors and bridge process for each round."""
+    """``rounds`` cycles of one load block (``settings.commands`` commands) in each of
+    :data:`MODES`, in the order of :func:`block_order`, all with one broker (unless
+    ``amqp_url``), pair of actors, bridge process and set of clients: before each block
+    the bridge is reloaded into the block's mode and the peers left to go idle. The
+    ratios are those of each cycle's blocks to its "off" block (:meth:`OverheadResult.paired`).
+
+    Why not a new bridge per round (as this run did until 2026-12-04): the rate of fresh
+    setups varied by 25-60 % between two "off" rounds of one run, far more than the 5 %
+    to be shown; adjacent blocks of one process share whatever state the peers and the
+    machine are in.
+    """
     settings = settings or LoadSettings()
+    if rounds < 1:
+        raise ValueError("need at least one cycle")
     say = progress or (lambda _msg: None)
-    done = []
-    order = [MODES[(i + k) % len(MODES)] for i in range(rounds) for k in range(len(MODES))]
-    with state_dir(log_dir, "bench-load-") as state:
-        for i, mode in enumerate(order):
-            tag = f" {mode.replace('+', '-')}-{i + 1}"
-            # Fresh peers each round: the clu camera hears every reply (it binds reply.#)
-            # and falls behind under load, so actors kept from round to round made each
-            # round slower than the one before (298 -> 190 commands/s over six rounds).
-            with running_peers(state, amqp_url, say) as peers, \
-                    running_bridge(state, peers, say, mode=mode, tag=tag) as setup:
-                wait_connected(setup.amqp_url)
-                tallies, warmup, seconds, rss = asyncio.run(_drive(setup, settings, say))
-                status = bridge_status(setup.amqp_url)
-                result = LoadResult(settings, tallies, warmup, seconds, rss, status,
-                                    log_problems(setup.bridge.log_text()), setup.cpu)
-                done.append(OverheadRound(mode, result.total.sent, seconds,
-                                          setup.cpu.get(setup.bridge.name, 0.0),
-                                          result.problems()))
-                say(f"{mode}: {done[-1].rate:,.0f} commands/s, bridge CPU "
-                    f"{done[-1].cpu_us_per_command:.0f} us/command")
-    return OverheadResult(settings, done, metrics_path_cost())
+    order = block_order(rounds)
+    with state_dir(log_dir, "bench-load-") as state, \
+            running_peers(state, amqp_url, say) as peers, \
+            running_bridge(state, peers, say, mode=order[0][1]) as setup:
+        wait_connected(setup.amqp_url)
+        done = asyncio.run(_drive_blocks(setup, settings, order, say))
+        status = bridge_status(setup.amqp_url)
+        problems = log_problems(setup.bridge.log_text())
+        in_flight = sum(int(a[4]) for a in status.get("actors", []))
+        if in_flight:
+            problems.append(f"bridge status: {in_flight} command(s) still in flight")
+        if status.get("amqp") != "connected":
+            problems.append(f"bridge status: amqp {status.get('amqp')!r}")
+    return OverheadResult(settings, done, metrics_path_cost(), problems)
 
 
 def add_arguments(ap: Any) -> None:
@@ -879,8 +1100,10 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--json", action="store_true", help="print JSON instead of text")
     ap.add_argument("--logs", default=None, metavar="DIR", help="keep the logs in DIR")
     ap.add_argument("--metrics-overhead", type=int, default=0, metavar="N",
-                    help="instead: N rounds in each of three modes (metrics off, on, on with "
-                         "the per-command log line); report the rates and their ratios")
+                    help="instead: N cycles of one block of --commands commands in each of "
+                         "three modes (metrics off, on, on with the per-command log line), "
+                         "one bridge reloaded between blocks; report each cycle's ratios "
+                         "to 'off' (median, quartiles, range)")
 
 
 def run_cli(args: Any, out: IO[str] | None = None) -> int:

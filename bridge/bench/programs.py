@@ -65,6 +65,12 @@ def state_dir(log_dir: str | os.PathLike[str] | None, prefix: str) -> Iterator[P
 
 def start_private_broker(stack: ExitStack, node_prefix: str, say: Callable[[str], Any]) -> str:
     """Start a private RabbitMQ on 127.0.0.1 (removed when ``stack`` closes); its URL."""
+    return private_broker(stack, node_prefix, say).url
+
+
+def private_broker(stack: ExitStack, node_prefix: str, say: Callable[[str], Any]) -> Any:
+    """Start a private RabbitMQ on 127.0.0.1 (removed when ``stack`` closes); the
+    :class:`~bridge.service.broker.RabbitMQBroker` (its ``url``, its ``node``)."""
     from ..service.broker import BrokerError, RabbitMQBroker, rabbitmq_available
 
     if not rabbitmq_available():
@@ -77,7 +83,7 @@ def start_private_broker(stack: ExitStack, node_prefix: str, say: Callable[[str]
         broker.start()
     except BrokerError as exc:
         raise BenchError(str(exc)) from None
-    return broker.url
+    return broker
 
 
 class Program:

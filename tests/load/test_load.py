@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from bridge.bench.load import LoadSettings, format_load, log_problems, run_load
+from bridge.bench.load import (
+    LoadSettings,
+    format_load,
+    format_overhead,
+    log_problems,
+    run_load,
+    run_overhead,
+)
 from tests.faults.helpers import record_figure
 
 
@@ -56,3 +63,34 @@ def test_log_problems_show_whole_error_lines_and_count_the_rest():
     assert log_problems("2026-12-03 INFO fine\nTraceback (most recent call last):") == [
         "bridge log: Traceback (most recent call last):"]
     assert log_problems("all fine\n") == []
+
+
+def test_metrics_overhead_switches_one_bridge_between_modes_by_reload(amqp_url, tmp_path):
+    """``bridge bench load --metrics-overhead``: one bridge process, reloaded into each
+    mode before its block. The per-command log lines in the bridge's log prove the modes
+    took effect (only the ``metrics+log`` blocks write them; the bridge starts ``off``);
+    every command has exactly one terminal reply; each cycle gives one pair per mode.
+    Figures only to the report: no assertion about speed."""
+    settings = LoadSettings(commands=240, legacy_clients=8, hub_clients=2, amqp_clients=2,
+                            warmup=2)
+    cycles = 2
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run_overhead, settings, amqp_url, None, tmp_path / "logs",
+                             cycles).result()
+    report = format_overhead(result)
+    print(report)
+    assert result.problems() == [], report
+    assert [(r.cycle, r.mode) for r in result.rounds] == [
+        (0, "off"), (0, "metrics"), (0, "metrics+log"),
+        (1, "metrics+log"), (1, "metrics"), (1, "off")]
+    assert all(r.commands == 240 for r in result.rounds)
+    answers = [r.reload for r in result.rounds]
+    assert "settings: metrics on" in answers[1] and "command log on" in answers[2], answers
+    assert "no change" in answers[3] and "command log off" in answers[4], answers
+    assert "metrics off" in answers[5], answers
+    log = (tmp_path / "logs" / "bridge.log").read_text()
+    assert log.count(" done in ") == 240 * cycles, report
+    for mode in ("metrics", "metrics+log"):
+        assert len(result.paired(mode, "rate").values) == cycles
+    assert result.path_cost["added_us"] == result.path_cost["with_us"] - result.path_cost[
+        "without_us"]
