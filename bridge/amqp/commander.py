@@ -47,7 +47,8 @@ from collections.abc import Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
+from aio_pika.abc import AbstractRobustQueue
+from aiormq.abc import DeliveredMessage
 
 from bridge.amqp.connection import (
     DEFAULT_PUBLISH_TIMEOUT,
@@ -444,14 +445,15 @@ class AmqpCommander:
         except Exception as exc:
             log.debug("%s: could not publish routing failure: %r", self.name, exc)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: DeliveredMessage) -> None:
         """Consumer callback for ``<name>_replies`` (no acks): never raises."""
         try:
             decoded = incoming_reply(message)
         except MessageError as err:
             log.error(
                 "%s: invalid reply dropped (%s): routing_key=%r headers=%r body=%r",
-                self.name, err.reason, message.routing_key, message.headers, message.body[:200],
+                self.name, err.reason, message.routing_key, message.header.properties.headers,
+                message.body[:200],
             )
             return
         except Exception:

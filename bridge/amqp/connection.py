@@ -30,12 +30,13 @@ import aio_pika
 import aiormq
 from yarl import URL
 from aio_pika.abc import (
-    AbstractIncomingMessage,
     AbstractRobustChannel,
     AbstractRobustConnection,
     AbstractRobustExchange,
     AbstractRobustQueue,
 )
+
+from aiormq.abc import DeliveredMessage
 
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
@@ -70,6 +71,10 @@ AUDIT_INTERVAL = 5.0
 AUDIT_AFTER_RECONNECT = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 DisconnectListener = Callable[[BaseException | None], Any]
+#: ``await callback(delivery)`` for each message of a consumed queue: aiormq's own
+#: :class:`~aiormq.abc.DeliveredMessage` (header, body, channel), see
+#: :meth:`AmqpChannel.consume`.
+DeliveryCallback = Callable[[DeliveredMessage], Awaitable[Any]]
 ReconnectListener = Callable[[], Any]
 QueueLostListener = Callable[[str], Any]
 
@@ -113,7 +118,7 @@ class ManagedQueue:
     channel: "AmqpChannel"
     queue: AbstractRobustQueue
     bindings: list[str]
-    callback: Callable[[AbstractIncomingMessage], Awaitable[Any]]
+    callback: DeliveryCallback
     no_ack: bool
     consumer_tag: str
     arguments: dict[str, Any] | None = None
@@ -291,7 +296,7 @@ class AmqpChannel:
         self,
         name: str,
         bindings: Sequence[str],
-        callback: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+        callback: DeliveryCallback,
         *,
         no_ack: bool = False,
     ) -> tuple[AbstractRobustQueue, str]:
@@ -313,7 +318,7 @@ class AmqpChannel:
         queue = await self.channel.declare_queue(name, exclusive=True, robust=False)
         for binding in bindings:
             await queue.bind(self.exchange, routing_key=binding, robust=False)
-        tag = await queue.consume(callback, no_ack=no_ack, robust=False)
+        tag = await self.consume(name, callback, no_ack=no_ack)
         self.watch_cancels()
         self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, no_ack, tag))
         return queue, tag
@@ -322,7 +327,7 @@ class AmqpChannel:
         self,
         name: str,
         bindings: Sequence[str],
-        callback: Callable[[AbstractIncomingMessage], Awaitable[Any]],
+        callback: DeliveryCallback,
         *,
         arguments: dict[str, Any] = HA_QUEUE_ARGUMENTS,
     ) -> tuple[AbstractRobustQueue, str]:
@@ -340,7 +345,7 @@ class AmqpChannel:
                                                  robust=False)
         for binding in bindings:
             await queue.bind(self.exchange, routing_key=binding, robust=False)
-        tag = await queue.consume(callback, robust=False)
+        tag = await self.consume(name, callback)
         self.watch_cancels()
         self.owner._manage(ManagedQueue(self, queue, list(bindings), callback, False, tag,
                                         arguments=dict(arguments)))
@@ -357,9 +362,24 @@ class AmqpChannel:
         await queue.declare()
         for binding in managed.bindings:
             await queue.bind(self.exchange, routing_key=binding, robust=False)
-        await queue.consume(managed.callback, no_ack=managed.no_ack,
-                            consumer_tag=managed.consumer_tag, robust=False)
+        await self.consume(managed.name, managed.callback, no_ack=managed.no_ack,
+                           consumer_tag=managed.consumer_tag)
         self.watch_cancels()
+
+    async def consume(self, queue_name: str, callback: DeliveryCallback, *,
+                      no_ack: bool = False, consumer_tag: str | None = None) -> str:
+        """Consume ``queue_name`` on this channel's current aiormq channel; return the tag.
+
+        Each delivery reaches ``callback`` as aiormq's
+        :class:`~aiormq.abc.DeliveredMessage`, from the one task aiormq starts for it:
+        aio-pika's ``Queue.consume`` would build an ``IncomingMessage`` (every property
+        decoded again) and start a second task per delivery. Not restored by aio-pika:
+        the connection restores its managed queues itself.
+        """
+        channel = await self.channel.get_underlay_channel()
+        ok = await channel.basic_consume(queue_name, callback, no_ack=no_ack,
+                                         consumer_tag=consumer_tag)
+        return str(ok.consumer_tag)
 
     async def bind(self, queue: AbstractRobustQueue, routing_key: str) -> None:
         """Bind ``queue`` to the clu exchange (restored after a reconnect)."""

@@ -53,7 +53,8 @@ from typing import Any
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractIncomingMessage, AbstractRobustQueue
+from aio_pika.abc import AbstractRobustQueue
+from aiormq.abc import DeliveredMessage
 
 from bridge.amqp.connection import (
     DEFAULT_PUBLISH_TIMEOUT,
@@ -466,10 +467,11 @@ class ActorEndpoint:
         served = 0
         try:
             queue = await probe.get_queue(self.queue_name, ensure=False)
+            underlay = await probe.get_underlay_channel()
             while True:
-                message = await queue.get(no_ack=True, fail=False, timeout=5)
-                if message is None:
-                    break
+                message = await underlay.basic_get(self.queue_name, no_ack=True, timeout=5)
+                if not isinstance(message.delivery, aiormq.spec.Basic.GetOk):
+                    break  # GetEmpty
                 served += 1
                 self._accept(message)
             try:
@@ -584,7 +586,7 @@ class ActorEndpoint:
     def _finished(self, command: IncomingCommand) -> None:
         self._in_flight.discard(command)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: DeliveredMessage) -> None:
         """Consumer callback: never raises (a failure here would stop nothing but logs).
 
         The command runs in a task of its own (aiormq cancels this callback's task when
@@ -594,11 +596,12 @@ class ActorEndpoint:
         """
         self._accept(message)
         try:
-            writer.ack(message.channel, message.delivery_tag)  # type: ignore[arg-type]
+            tag = message.delivery.delivery_tag  # type: ignore[union-attr]
+            writer.ack(message.channel, tag)  # type: ignore[arg-type]
         except Exception as exc:
             log.warning("%s: could not ack delivery: %r", self.name, exc)
 
-    def _accept(self, message: AbstractIncomingMessage) -> None:
+    def _accept(self, message: DeliveredMessage) -> None:
         """Start serving one message (a delivery, or one fetched while releasing); a
         malformed one is answered with ``f`` (from a task)."""
         try:
@@ -642,12 +645,13 @@ class ActorEndpoint:
                 except Exception as exc2:
                     log.error("%s: could not fail %r: %r", self.name, command, exc2)
 
-    async def _reject(self, message: AbstractIncomingMessage, err: MessageError) -> None:
+    async def _reject(self, message: DeliveredMessage, err: MessageError) -> None:
         """Answer a malformed delivery with ``f`` (to its commander, else broadcast)."""
         error = f"Rejected message on {self.queue_name!r}: {err.reason}"
         log.error(
             "%s: %s (routing_key=%r, headers=%r, body=%r)",
-            self.name, error, message.routing_key, message.headers, message.body[:200],
+            self.name, error, message.routing_key, message.header.properties.headers,
+            message.body[:200],
         )
         reply = ReplyMessage(
             message_code=FAILED,

@@ -1,12 +1,13 @@
 """Conversions between :mod:`bridge.protocol.clu_messages` values, aio-pika messages
-and the bridge's transport-agnostic :class:`~bridge.core.Reply`."""
+(outgoing), aiormq deliveries (incoming) and the bridge's transport-agnostic
+:class:`~bridge.core.Reply`."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 
 from bridge.core.replies import Reply
 from bridge.protocol.clu_messages import (
@@ -27,21 +28,25 @@ def reply_to_message(reply: ReplyMessage, now: datetime | None = None) -> aio_pi
     return aio_pika.Message(reply.body_bytes(), headers=reply.headers(), **reply.properties(now))
 
 
-def incoming_command(message: AbstractIncomingMessage) -> CommandMessage:
-    """Decode a delivery from a commands queue (raises ``MessageError``)."""
+def incoming_command(message: DeliveredMessage) -> CommandMessage:
+    """Decode a delivery (or a basic.get result) from a commands queue (raises
+    ``MessageError``)."""
+    properties = message.header.properties
     return decode_command(
-        message.headers, message.body, message.correlation_id, reply_to=message.reply_to
+        properties.headers, message.body, properties.correlation_id,
+        reply_to=properties.reply_to,
     )
 
 
-def incoming_reply(message: AbstractIncomingMessage) -> ReplyMessage:
+def incoming_reply(message: DeliveredMessage) -> ReplyMessage:
     """Decode a delivery from a replies queue (raises ``MessageError``)."""
+    properties = message.header.properties
     return decode_reply(
-        message.headers,
+        properties.headers,
         message.body,
-        message.correlation_id,
-        routing_key=message.routing_key,
-        timestamp=message.timestamp,
+        properties.correlation_id,
+        routing_key=message.delivery.routing_key,  # type: ignore[union-attr]
+        timestamp=properties.timestamp,
     )
 
 

@@ -157,4 +157,5 @@ class LegacyFace:
         if reply.internal and not self.mirror_internal:
             return
         self.counters["broadcasts"] += 1
-        self.server.broadcast(reply.code, reply.keywords)
+        if self.server.num_users:  # the keywords are derived only for someone to read
+            self.server.broadcast(reply.code, reply.keywords)

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 from pamqp import commands as spec
 from pamqp import frame as pamqp_frame
 from pamqp.body import ContentBody
@@ -22,7 +22,8 @@ from pamqp.header import ContentHeader
 
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames, _Clock
-from bridge.protocol.clu_messages import EXCHANGE_NAME, decode_reply
+from bridge.amqp.wire import incoming_reply
+from bridge.protocol.clu_messages import EXCHANGE_NAME
 from tests.amqp.helpers import WAIT, amqp_connection
 from tests.support.aio import aio_test
 
@@ -73,10 +74,10 @@ REPLIES = 200
 async def test_replies_of_one_turn_share_a_write_and_each_is_confirmed_in_order(
     amqp_url: str,
 ) -> None:
-    received: list[AbstractIncomingMessage] = []
+    received: list[DeliveredMessage] = []
     all_in = asyncio.get_running_loop().create_future()
 
-    async def on_message(message: AbstractIncomingMessage) -> None:
+    async def on_message(message: DeliveredMessage) -> None:
         received.append(message)
         if len(received) == REPLIES and not all_in.done():
             all_in.set_result(None)
@@ -105,9 +106,9 @@ async def test_replies_of_one_turn_share_a_write_and_each_is_confirmed_in_order(
         await asyncio.wait_for(all_in, WAIT)
         await conn.release_channel(channel)
 
-    decoded = [decode_reply(m.headers, m.body, m.correlation_id, m.routing_key) for m in received]
+    decoded = [incoming_reply(m) for m in received]
     assert [d.body["index"] for d in decoded] == list(range(REPLIES))  # in order, each once
     assert {(d.commander_id, d.command_id, d.sender, d.internal) for d in decoded} == {
         ("frames.test", "c1", "me", False)}
     assert [d.message_code for d in decoded] == ["i"] * (REPLIES - 1) + [":"]
-    assert len({m.message_id for m in received}) == REPLIES
+    assert len({m.header.properties.message_id for m in received}) == REPLIES

@@ -16,7 +16,7 @@ import asyncio
 import time
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
+from aiormq.abc import DeliveredMessage
 
 from tests.amqp.helpers import WAIT, amqp_connection
 from tests.support.aio import aio_test
@@ -32,7 +32,7 @@ async def test_concurrent_publishes_on_one_channel_do_not_wait_for_each_others_w
     received: list[bytes] = []
     all_in = loop.create_future()
 
-    async def on_message(message: AbstractIncomingMessage) -> None:
+    async def on_message(message: DeliveredMessage) -> None:
         received.append(message.body)
         if len(received) == MESSAGES and not all_in.done():
             all_in.set_result(None)

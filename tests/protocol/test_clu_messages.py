@@ -270,3 +270,35 @@ def test_ids_too_long_for_amqp_short_strings() -> None:
     with pytest.raises(MessageError, match="too long") as info:
         decode_command({"command_id": "z" * 300, "commander_id": "q" * 300}, b"{}", None)
     assert info.value.commander_id is None and info.value.command_id is None
+
+
+@pytest.mark.parametrize("text", [
+    '{"a": 1}', '{"a": 1, "a": 2}', '{"big": 123456789012345678901234567890}',
+    '{"u64": 18446744073709551615, "neg": -9223372036854775809}',
+    '{"x": NaN, "y": -Infinity}', '"\\ud800"', '{"f": 1e400, "g": 0.1}',
+    '{"s": "caf\\u00e9 \\u2603", "l": [1, 2.5, null, true]}',
+])
+def test_decode_json_gives_the_standard_librarys_values(text: str) -> None:
+    """The fast decoder never changes a value: big integers stay integers, what
+    orjson refuses is read by the standard library."""
+    for data in (text, text.encode()):
+        decoded, expected = cm.decode_json(data), json.loads(text)
+        assert repr(decoded) == repr(expected)
+        assert type(decoded) is type(expected)
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=20))
+def test_decode_json_agrees_with_the_standard_library(value: Any) -> None:
+    text = json.dumps(value)
+    assert repr(cm.decode_json(text.encode())) == repr(json.loads(text))
+
+
+@pytest.mark.parametrize("data", [b"{", b"\xff\xfe", b"[1,]", b"\xef\xbb\xbf{}"])
+def test_decode_json_errors_are_the_standard_librarys(data: bytes) -> None:
+    with pytest.raises(ValueError) as fast:
+        cm.decode_json(data)
+    with pytest.raises(ValueError) as slow:
+        json.loads(data.decode("utf-8"))
+    assert type(fast.value) is type(slow.value)
