@@ -187,14 +187,14 @@ def encode_json(obj: Any) -> bytes:
     return json.dumps(obj).encode()
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
-_LONG_DIGITS_TEXT = re.compile(r"[0-9]{20}")
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
 
 def decode_json(data: bytes | str) -> Any:
     """Decode a JSON body; accepts ``NaN``/``Infinity`` as clu's encoder emits them.
 
-    orjson first (several times faster) unless a run of 20 digits could be an integer
+    orjson first (several times faster) unless a run of 19 digits could be an integer
     beyond 64 bits (orjson makes it a float); what orjson refuses -- ``NaN``,
     ``Infinity``, lone surrogates, invalid input -- goes to the standard library's
     decoder too, so values and errors are the standard library's.
