@@ -302,8 +302,11 @@ def test_process_ready_and_sigterm(tmp_path) -> None:
         "import socket, signal, sys\n"
         "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
         f"s = socket.create_server(('127.0.0.1', {port}))\n"
+        "s.settimeout(0.1)\n"  # a signal just before a blocking accept() would wait forever
         "print('READY toy', flush=True)\n"
-        "while True: s.accept()\n"
+        "while True:\n"
+        "    try: s.accept()\n"
+        "    except TimeoutError: pass\n"
     )
     proc = ManagedProcess([sys.executable, "-c", script], name="toy", log_dir=tmp_path)
     assert proc.start() == "READY toy"
