@@ -11,7 +11,8 @@ Clients (all in this process, one asyncio loop):
 * ``legacy_clients - hub_clients`` raw sockets on the camera's legacy face
   (legacy -> bridge -> AMQP actor);
 * ``hub_clients`` raw sockets on the hub port, alternating ``lshutter`` (legacy -> bridge
-  -> legacy actor) and ``camera`` (legacy -> bridge -> AMQP actor);
+  -> legacy actor) and ``camera`` (legacy -> bridge -> AMQP actor); with ``hub_actors =
+  "legacy"`` only ``lshutter``;
 * ``amqp_clients`` plain aio-pika clients, each with its own connection and replies
   queue, commanding ``lshutter`` (AMQP -> bridge -> legacy actor).
 
@@ -95,6 +96,8 @@ BRIDGE_NAME = "loadbridge"
 LEGACY_ACTOR = "lshutter"
 AMQP_ACTOR = "camera"
 EXCHANGE = "sdss_exchange"
+#: Values of ``LoadSettings.hub_actors``.
+HUB_ACTORS = ("both", "legacy")
 TIMEOUT = 600.0
 #: RSS may stay above the warm-up baseline by this much after the load (Python's
 #: allocator keeps some freed arenas; a leak of ~1 kB per command is 10 MB per 10,000).
@@ -112,6 +115,23 @@ class LoadSettings:
     window: int = 4  # commands in flight per client
     spam: int = 2  # info replies per command
     warmup: int = 30  # commands per client in the warm-up round (before the baseline)
+    #: The actors the hub-port clients command in turn: "both" (lshutter and camera) or
+    #: "legacy" (only lshutter; with legacy_clients == hub_clients no command reaches the
+    #: clu camera, whose ~3 ms of CPU per command otherwise sets the pace of a 2-vCPU
+    #: machine, so that the bridge's own cost decides the rate).
+    hub_actors: str = "both"
+
+    def check(self) -> None:
+        """Raise ValueError if these settings cannot make a run."""
+        if not 0 <= self.hub_clients <= self.legacy_clients or self.commands < 1 \
+                or self.window < 1 or self.legacy_clients + self.amqp_clients < 1 \
+                or self.hub_actors not in HUB_ACTORS:
+            raise ValueError("need 0 <= hub_clients <= legacy_clients, some clients, "
+                             f"commands >= 1, window >= 1, hub_actors one of {HUB_ACTORS}")
+
+    def hub_targets(self) -> tuple[str, ...]:
+        """The actors of :attr:`hub_actors`, in the order the hub clients use them."""
+        return (LEGACY_ACTOR,) if self.hub_actors == "legacy" else (LEGACY_ACTOR, AMQP_ACTOR)
 
 
 @dataclass
@@ -203,12 +223,17 @@ def _sum(tallies: Any) -> Tally:
     return total
 
 
+def _clients_line(s: LoadSettings) -> str:
+    return (f"{s.legacy_clients} legacy clients ({s.hub_clients} on the hub port, "
+            f"commanding {'+'.join(s.hub_targets())}), {s.amqp_clients} AMQP clients, "
+            f"window {s.window}")
+
+
 def format_load(result: LoadResult) -> str:
     """A plain-text report."""
     s = result.settings
-    lines = [f"{s.commands:,} commands (spam {s.spam}), {s.legacy_clients} legacy clients "
-             f"({s.hub_clients} on the hub port), {s.amqp_clients} AMQP clients, window "
-             f"{s.window}: {result.seconds:.1f} s, "
+    lines = [f"{s.commands:,} commands (spam {s.spam}), {_clients_line(s)}: "
+             f"{result.seconds:.1f} s, "
              f"{result.total.sent / max(result.seconds, 1e-9):,.0f} commands/s"]
     lines.append(f"{'path':<34} {'clients':>7} {'sent':>6} {'done':>6} {'failed':>6} "
                  f"{'lost':>5} {'dup':>4} {'wrong':>5} {'order':>5}")
@@ -707,7 +732,7 @@ async def _connect(setup: Setup, settings: LoadSettings, tallies: dict[str, Tall
     s = settings
     faces = [LegacyFaceClient(tallies[FACE], s.spam, s.window, f"load.f{i}")
              for i in range(s.legacy_clients - s.hub_clients)]
-    hubs = [HubClient(tallies[HUB], s.spam, s.window, f"load.h{i}", (LEGACY_ACTOR, AMQP_ACTOR))
+    hubs = [HubClient(tallies[HUB], s.spam, s.window, f"load.h{i}", s.hub_targets())
             for i in range(s.hub_clients)]
     amqps = [AmqpClient(tallies[AMQP], s.spam, s.window, f"load_a{i}", LEGACY_ACTOR)
              for i in range(s.amqp_clients)]
@@ -830,10 +855,7 @@ def run_load(settings: LoadSettings | None = None, amqp_url: str | None = None,
     The logs go to ``log_dir`` (kept), else to a temporary directory (removed).
     """
     settings = settings or LoadSettings()
-    if not 0 <= settings.hub_clients <= settings.legacy_clients or settings.commands < 1 \
-            or settings.window < 1 or settings.legacy_clients + settings.amqp_clients < 1:
-        raise ValueError("need 0 <= hub_clients <= legacy_clients, some clients, "
-                         "commands >= 1, window >= 1")
+    settings.check()
     say = progress or (lambda _msg: None)
     with state_dir(log_dir, "bench-load-") as state, running_setup(state, amqp_url, say) as setup:
         wait_connected(setup.amqp_url)
@@ -1031,7 +1053,8 @@ def format_overhead(result: OverheadResult) -> str:
     cycles = len({r.cycle for r in result.rounds})
     lines = [f"metrics overhead: {cycles} cycles of {len(MODES)} blocks of "
              f"{result.settings.commands:,} commands, one bridge process switched between "
-             f"modes by its control actor's reload"]
+             f"modes by its control actor's reload",
+             _clients_line(result.settings)]
     for r in result.rounds:
         lines.append(f"  cycle {r.cycle + 1:>2} {r.mode:<11} {r.rate:8,.0f} commands/s  bridge "
                      f"CPU {r.cpu_us_per_command:6.0f} us/command"
@@ -1166,6 +1189,7 @@ def run_overhead(settings: LoadSettings | None = None, amqp_url: str | None = No
     machine are in.
     """
     settings = settings or LoadSettings()
+    settings.check()
     if rounds < 1:
         raise ValueError("need at least one cycle")
     say = progress or (lambda _msg: None)
@@ -1197,6 +1221,10 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--spam", type=int, default=d.spam, help="info replies per command")
     ap.add_argument("--warmup", type=int, default=d.warmup,
                     help="commands per client before the memory baseline")
+    ap.add_argument("--hub-actors", choices=HUB_ACTORS, default=d.hub_actors,
+                    help="the actors hub-port clients command in turn: both, or only the "
+                         "legacy one (with --legacy-clients equal to --hub-clients, nothing "
+                         "reaches the clu camera and the bridge's cost sets the rate)")
     ap.add_argument("--amqp", default=None, metavar="URL",
                     help="use this broker instead of starting a private one")
     ap.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -1212,7 +1240,8 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     """Run with parsed arguments; exit status 0 if the run shows no problem."""
     out = out or sys.stdout
     settings = LoadSettings(args.commands, args.legacy_clients, args.hub_clients,
-                            args.amqp_clients, args.window, args.spam, args.warmup)
+                            args.amqp_clients, args.window, args.spam, args.warmup,
+                            args.hub_actors)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
         if getattr(args, "metrics_overhead", 0):

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from bridge.bench.load import (
     LoadSettings,
     format_load,
@@ -94,3 +96,26 @@ def test_metrics_overhead_switches_one_bridge_between_modes_by_reload(amqp_url, 
         assert len(result.paired(mode, "rate").values) == cycles
     assert result.path_cost["added_us"] == result.path_cost["with_us"] - result.path_cost[
         "without_us"]
+
+
+def test_hub_actors_legacy_keeps_every_command_away_from_the_camera(amqp_url, tmp_path):
+    """``--hub-actors legacy`` with only hub-port legacy clients: every command goes to
+    ``lshutter`` (the bridge's per-command log lines name the actor of each), none to the
+    clu camera, each with exactly one terminal reply."""
+    settings = LoadSettings(commands=120, legacy_clients=3, hub_clients=3, amqp_clients=1,
+                            warmup=2, hub_actors="legacy")
+    assert settings.hub_targets() == ("lshutter",)
+    assert LoadSettings().hub_targets() == ("lshutter", "camera")
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(run_load, settings, amqp_url, None, tmp_path / "logs").result()
+    report = format_load(result)
+    print(report)
+    assert result.problems() == [], report
+    assert result.total.sent == result.total.done == 120, report
+    assert "commanding lshutter)" in report
+    log = (tmp_path / "logs" / "bridge.log").read_text()
+    ended = [line for line in log.splitlines() if " from " in line and " replies: " in line]
+    assert len(ended) == 120 + 4 * 2, report  # the load and the warm-up
+    assert not [line for line in ended if " camera " in line], ended[:3]
+    with pytest.raises(ValueError, match="hub_actors"):
+        LoadSettings(hub_actors="camera").check()
