@@ -38,6 +38,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..service.broker import free_port
 from .timing import Rate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -247,9 +248,7 @@ def _managed(argv: list[str], name: str, log_dir: Path) -> Any:
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+    return free_port(LOOPBACK)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -47,11 +48,48 @@ def rabbitmq_available(server: str = RABBITMQ_SERVER) -> bool:
     return os.path.isfile(server) and os.access(server, os.X_OK)
 
 
+#: Where :func:`free_port` picks from when the kernel's ephemeral range is known: the
+#: ports below that range (never handed out by the kernel to an outgoing connection or
+#: to a bind to port 0), down to this one.
+PORT_FLOOR = 10_000
+_given: set[int] = set()  # ports free_port() returned in this process
+
+
+def _ephemeral_low() -> int | None:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port(host: str = LOOPBACK) -> int:
-    """A TCP port that is free on ``host`` right now (bind to port 0 and read it)."""
+    """A TCP port that is free on ``host`` right now, for a server started a bit later.
+
+    Picked at random *below* the kernel's ephemeral port range where that range is known
+    (Linux), else by binding to port 0. A port from the ephemeral range (what a bind to 0
+    gives) can be taken by any outgoing connection before the server binds it -- or while
+    a broker node that a test stopped is restarted on the same port -- which made broker
+    starts fail with ``eaddrinuse`` now and then. No port is returned twice by one process.
+    """
+    low = _ephemeral_low()
+    if low is not None and low - PORT_FLOOR > 1_000:
+        for _ in range(200):
+            port = random.randrange(PORT_FLOOR, low)
+            if port in _given:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+            _given.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _given.add(port)
+    return port
 
 
 def amqp_handshake_ok(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
