@@ -200,6 +200,17 @@ def log_events(path: Path, patterns: dict[str, str]) -> list[tuple[datetime, str
     return events
 
 
+_UNKNOWN = re.compile(r"could not deliver a reply of <IncomingCommand \S+ .*? id=(\S+) ")
+
+
+def unknown_deliveries(paths: list[Path]) -> set[str]:
+    """Command ids of the replies whose delivery the bridges logged as unknown: written
+    to a link that went before the broker confirmed them, and not published again
+    (at most once, protocol_specs/amqp.md §5: a copy would reach clu clients)."""
+    return {m.group(1) for path in paths
+            for m in _UNKNOWN.finditer(path.read_text(errors="replace"))}
+
+
 def off_amqp(path: Path, queue: str | None) -> list[float]:
     """Seconds from each lost link to serving again: link back and ``queue`` (if the
     reconnect reported it held elsewhere) consumed again."""
@@ -339,7 +350,8 @@ legacy_port = {face_port}
     gaps = {"bridgeA": off_amqp(bridges[0].log_path, "shutter_commands"),
             "bridgeB": off_amqp(bridges[1].log_path, None)}
     tallies = [c.tally for c in commanders] + [hub.tally]
-    report(tallies, gaps, windows=windows)
+    report(tallies, gaps, windows=windows,
+           unknown=unknown_deliveries([p.log_path for p in bridges]))
 
     assert all(t.duplicated == 0 for t in tallies), [(t.name, t.duplicated) for t in tallies]
     # The hub client's commands reach bridge B before anything else: none lost. n3 never
@@ -347,8 +359,11 @@ legacy_port = {face_port}
     # the exclusive shutter_commands that went with it -- what ha = true is for).
     assert not hub.tally.lost, hub.tally.lost
     assert not outside(commanders[2].tally.lost, windows), (commanders[2].tally.lost, windows)
-    # Bridge B lost its node: the commands it was sending then failed, saying why.
-    known = ("not connected", "connection was lost", "Lost the connection")
+    # Bridge B lost its node: the commands it was sending then failed, saying why (the
+    # last: the queue audit found the broker's clean-up deleted its replies queue after
+    # the failover, protocol_specs/amqp.md §5.1).
+    known = ("not connected", "connection was lost", "Lost the connection",
+             "lost this bridge's replies queue")
     assert all(any(k in f for k in known) for f in hub.tally.failures), hub.tally.failures
     assert gaps["bridgeA"] and gaps["bridgeB"], gaps  # each bridge lost its node once
     assert all(g < 15 for g in gaps["bridgeA"] + gaps["bridgeB"]), gaps
@@ -405,14 +420,19 @@ ha = true
     gaps = {"bridgeA": off_amqp(bridges[0].log_path, None),
             "bridgeS": off_amqp(bridges[1].log_path, None)}
     tallies = [c.tally for c in commanders]
-    report(tallies, gaps, title="ha = true", windows=windows)
+    unknown = unknown_deliveries([p.log_path for p in bridges])
+    report(tallies, gaps, title="ha = true", windows=windows, unknown=unknown)
 
     assert all(t.duplicated == 0 for t in tallies), [(t.name, t.duplicated) for t in tallies]
     # n2 never failed: every command its client sent reached the replicated queue and
-    # was answered ':' -- no routing failure (the queue never went away), none lost.
+    # was answered -- no routing failure (the queue never went away), none failed. A
+    # reply can only be missing if the serving bridge wrote it in the instant its node
+    # went, and then the bridge logged its delivery as unknown (not published again, so
+    # that no copy can arrive: at most once). Any other loss fails the test.
     steady = commanders[1].tally
-    assert not steady.lost and not steady.routing_failed and not steady.failed, steady
-    assert steady.done == steady.sent
+    assert not steady.routing_failed and not steady.failed, steady
+    assert [c for _t, c in steady.lost if c not in unknown] == [], (steady.lost, unknown)
+    assert steady.done == steady.sent - len(steady.lost)
     assert gaps["bridgeA"] and gaps["bridgeS"], gaps
 
 
@@ -429,7 +449,7 @@ async def start_camera(url: str) -> Any:
 
 
 def report(tallies: list[Tally], gaps: dict[str, list[float]], title: str = "",
-           windows: list[tuple[float, float]] = ()) -> None:
+           windows: list[tuple[float, float]] = (), unknown: set[str] = frozenset()) -> None:
     print(f"\n{title}\nclient        sent  not-sent  done  failed  routing-f  lost  duplicated")
     for t in tallies:
         print(f"{t.name:<12} {t.sent:>5} {t.not_sent:>9} {t.done:>5} {t.failed:>7} "
@@ -439,7 +459,13 @@ def report(tallies: list[Tally], gaps: dict[str, list[float]], title: str = "",
     for t in tallies:
         if t.lost:
             print(f"  {t.name}: {len(t.lost)} lost, {len(outside(t.lost, list(windows)))} "
-                  "of them outside the fault windows")
+                  "of them outside the fault windows, "
+                  f"{sum(1 for _t, c in t.lost if c in unknown)} with a reply whose "
+                  "delivery a bridge logged as unknown")
+    if unknown:
+        arrived = sum(1 for c in unknown if any(t.terminals.get(c) for t in tallies))
+        print(f"replies of unknown delivery (link gone before the confirm, not sent again): "
+              f"{len(unknown)}, of which {arrived} arrived")
     for t in tallies:
         for failure in t.failures[:3]:
             print(f"  {t.name} failure: {failure}")
