@@ -875,11 +875,22 @@ MODES = ("off", "metrics", "metrics+log")
 SETTLE_WINDOW, SETTLE_CPU, SETTLE_LIMIT = 0.5, 0.05, 20.0
 
 
+#: The orders of the three modes in six cycles: every permutation once, so that each
+#: mode runs twice in each position of a cycle (a drift within a cycle, or a block
+#: running slower after a reload that changed something than after one that changed
+#: nothing, weighs on every mode alike), and each cycle begins with the mode the cycle
+#: before ended with (two adjacent blocks of one mode: the A/A ratio of
+#: :meth:`OverheadResult.same_mode`). Until 2026-12-05 the order was off, metrics,
+#: metrics+log and its reverse, which kept ``metrics`` always in the middle.
+CYCLE_ORDERS = ((0, 1, 2), (2, 1, 0), (0, 2, 1), (1, 0, 2), (2, 0, 1), (1, 2, 0))
+
+
 def block_order(cycles: int) -> list[tuple[int, str]]:
-    """(cycle, mode) of each block: off, metrics, metrics+log, then the reverse, and so
-    on. Each cycle's ``metrics`` block is next to its ``off`` block, and a drift of the
-    machine over two cycles weighs on every mode alike."""
-    return [(c, mode) for c in range(cycles) for mode in (MODES if c % 2 == 0 else MODES[::-1])]
+    """(cycle, mode) of each block, the modes of cycle ``c`` in the order
+    ``CYCLE_ORDERS[c % 6]``: each cycle has one block of each mode, so its ``metrics``
+    block is near its ``off`` block; over six cycles each mode takes each position twice.
+    """
+    return [(c, MODES[i]) for c in range(cycles) for i in CYCLE_ORDERS[c % len(CYCLE_ORDERS)]]
 
 
 @dataclass
@@ -980,8 +991,8 @@ class OverheadResult:
 
     def same_mode(self, attr: str) -> Spread:
         """``attr`` of the first block of each cycle over the last block of the cycle
-        before, where both are the same mode (:func:`block_order` puts two "off" and two
-        "metrics+log" blocks next to each other): the spread of a ratio where nothing
+        before, where both are the same mode (:func:`block_order` begins each cycle with
+        the mode the cycle before ended with): the spread of a ratio where nothing
         differs, i.e. what this run can resolve."""
         by = {(r.cycle, r.mode): getattr(r, attr) for r in self.rounds}
         out = []

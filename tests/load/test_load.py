@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bridge.bench.load import (
+    MODES,
     LoadSettings,
+    block_order,
     format_load,
     format_overhead,
     log_problems,
@@ -119,3 +121,18 @@ def test_hub_actors_legacy_keeps_every_command_away_from_the_camera(amqp_url, tm
     assert not [line for line in ended if " camera " in line], ended[:3]
     with pytest.raises(ValueError, match="hub_actors"):
         LoadSettings(hub_actors="camera").check()
+
+
+def test_block_order_puts_each_mode_in_each_position_and_repeats_the_mode_at_each_border():
+    order = block_order(12)
+    assert len(order) == 36 and order[:6] == [
+        (0, "off"), (0, "metrics"), (0, "metrics+log"),
+        (1, "metrics+log"), (1, "metrics"), (1, "off")]
+    for start in (0, 6):  # every six cycles: each mode twice in each position
+        cycles = [[m for c, m in order if c == k] for k in range(start, start + 6)]
+        assert all(sorted(c) == sorted(MODES) for c in cycles)
+        for position in range(3):
+            column = [c[position] for c in cycles]
+            assert all(column.count(m) == 2 for m in MODES), column
+    for k in range(1, 12):  # the A/A pairs of OverheadResult.same_mode
+        assert order[3 * k][1] == order[3 * k - 1][1]
