@@ -19,6 +19,7 @@ from aio_pika import RobustConnection
 from yarl import URL
 
 from ..core.backoff import ReconnectPolicy
+from .receiver import FrameTransportFactory
 
 __all__ = ["FailoverRobustConnection", "NodeRotation", "ReconnectPolicy", "node_of",
            "with_query"]
@@ -65,10 +66,14 @@ class FailoverRobustConnection(RobustConnection):
     an attempt that follows another (failed or lost) one goes to the next URL, and
     the sleep is the policy's delay after a failure, none after a success.
     ``on_switch(old, new)`` is called when an attempt starts on another node.
+    Its aiormq connections read frames with :mod:`bridge.amqp.receiver` (every
+    complete frame of a socket read decoded at once); ``frame_reader=False`` keeps
+    aiormq's own reader.
     """
 
     def __init__(self, url: URL, *, rotation: NodeRotation, policy: ReconnectPolicy,
-                 on_switch: Callable[[URL, URL], Any] | None = None, **kwargs: Any) -> None:
+                 on_switch: Callable[[URL, URL], Any] | None = None,
+                 frame_reader: bool = True, **kwargs: Any) -> None:
         self._rotation = rotation
         self._policy = policy
         self._on_switch = on_switch
@@ -77,6 +82,8 @@ class FailoverRobustConnection(RobustConnection):
         self._delay = 0.0
         self.extra_query: dict[str, Any] = {}
         super().__init__(url, **kwargs)
+        if frame_reader:  # passed on to aiormq.Connection (aio-pika filters its kwargs)
+            self.kwargs["transport_factory"] = FrameTransportFactory()
 
     # aio-pika reads these two attributes; they are properties here (see class doc).
 

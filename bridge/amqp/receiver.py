@@ -1,0 +1,245 @@
+"""Receiving AMQP frames: every complete frame of one socket read parsed at once.
+
+aiormq's own frame reader (``aiormq.connection.FrameReceiver``) awaits three
+``readexactly`` per frame (type, header, payload), copies them into a ``BytesIO``
+under a lock and then lets pamqp decode the copy; a message is three frames. This
+module keeps aiormq's connection (its reader loop, channels, heartbeats, close
+handling) and changes only where the frames come from:
+
+* :class:`FrameReader` is an :class:`asyncio.StreamReader` whose ``feed_data`` --
+  called by asyncio's stream protocol with each chunk the socket gave -- decodes
+  every complete frame of the chunk with pamqp (``pamqp.frame.unmarshal``) into a
+  queue, keeping an incomplete tail for the next chunk;
+* :class:`BatchFrameReceiver` is aiormq's ``FrameReceiver`` for such a reader: its
+  ``get_frame`` pops the next decoded frame and only waits when none is left;
+* :class:`FrameTransportFactory` is an aiormq ``TransportFactory`` (the hook aiormq
+  offers for opening the socket) that opens the connection with a :class:`FrameReader`.
+
+aiormq builds its receiver by calling the module's ``FrameReceiver`` name with the
+reader the transport factory returned; :func:`install` points that name at
+:class:`BatchFrameReceiver`, which hands any other reader to aiormq's own class, so
+connections opened without this factory (clu's, the benchmark peers') are untouched.
+
+What aiormq's reader raises, this one raises the same way: end of stream between
+frames ends the iteration, end of stream inside a frame and socket errors raise
+``AMQPConnectionError``, a malformed frame ``InvalidFrameError``, a protocol header
+instead of a frame ``ProtocolSyntaxError``. Frames decoded before an error are
+delivered before it. Decoded frames waiting for aiormq count against the reader's
+limit as buffered bytes do in asyncio's reader (reading pauses above twice the limit
+and resumes at or below it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import deque
+from typing import Any
+
+import aiormq.connection
+import pamqp.frame
+from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
+from pamqp.constants import FRAME_END, FRAME_HEADER_SIZE
+from pamqp.exceptions import PAMQPException
+from yarl import URL
+
+__all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "install"]
+
+_AiormqFrameReceiver = aiormq.connection.FrameReceiver
+_HEADER = struct.Struct(">BHI")
+_unmarshal = pamqp.frame.unmarshal
+#: Bytes of frame header and end marker around a frame's payload.
+_OVERHEAD = FRAME_HEADER_SIZE + 1
+
+
+class FrameReader(asyncio.StreamReader):
+    """A stream reader that decodes AMQP frames as the data arrives (see the module doc).
+
+    Only :class:`BatchFrameReceiver` reads from it (``frames``); the byte-level reading
+    methods of :class:`asyncio.StreamReader` are not meant to be used on it.
+    """
+
+    def __init__(self, limit: int = 2 ** 16, loop: asyncio.AbstractEventLoop | None = None
+                 ) -> None:
+        super().__init__(limit=limit, loop=loop)
+        #: Decoded frames ``(bytes, channel, frame)`` in arrival order; an exception in
+        #: the queue is raised when reached (nothing after it is decoded).
+        self.frames: deque[Any] = deque()
+        self.queued_bytes = 0
+        self._tail = bytearray()  # the start of an incomplete frame
+        self._need = 0  # how many bytes that frame needs (at least)
+        self._started = False
+        self._broken = False
+        self._frame_waiter: asyncio.Future[None] | None = None
+
+    # -- fed by asyncio's StreamReaderProtocol ---------------------------------------
+
+    def feed_data(self, data: bytes) -> None:
+        if self._broken or not data:
+            return
+        if self._tail:
+            self._tail += data
+            if len(self._tail) < self._need:
+                return  # the incomplete frame is still incomplete: no copy, no parse
+            data = bytes(self._tail)
+        frames = self.frames
+        size = len(data)
+        pos = 0
+        queued = 0
+        while size - pos >= FRAME_HEADER_SIZE:
+            if not self._started:
+                if data.startswith(b"AMQP", pos):
+                    self._fail(ProtocolSyntaxError("Unexpected AMQP protocol header"))
+                    break
+                self._started = True
+            _, channel, length = _HEADER.unpack_from(data, pos)
+            end = pos + length + _OVERHEAD
+            if end > size:
+                self._need = end - pos
+                break
+            if data[end - 1] != FRAME_END:
+                self._fail(InvalidFrameError(f"frame end byte missing: {data[pos:end]!r}"))
+                break
+            try:
+                _, _, frame = _unmarshal(data[pos:end])
+            except PAMQPException as exc:
+                self._fail(InvalidFrameError(str(exc)))
+                break
+            frames.append((end - pos, channel, frame))
+            queued += end - pos
+            pos = end
+        if pos == size or self._broken:
+            self._tail = bytearray()
+        else:
+            self._tail = bytearray(data[pos:]) if pos else bytearray(data)
+            if size - pos < FRAME_HEADER_SIZE:
+                self._need = FRAME_HEADER_SIZE
+        if queued:
+            self.queued_bytes += queued
+            if (self._transport is not None and not self._paused
+                    and self.queued_bytes > 2 * self._limit):
+                try:
+                    self._transport.pause_reading()
+                except NotImplementedError:
+                    self._transport = None
+                else:
+                    self._paused = True
+        self._wake()
+
+    def feed_eof(self) -> None:
+        super().feed_eof()
+        self._wake()
+
+    def set_exception(self, exc: BaseException) -> None:
+        super().set_exception(exc)
+        self._wake()
+
+    def _fail(self, exc: Exception) -> None:
+        self._broken = True
+        self.frames.append(exc)
+
+    def _wake(self) -> None:
+        waiter = self._frame_waiter
+        if waiter is not None:
+            self._frame_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- read by BatchFrameReceiver --------------------------------------------------
+
+    def taken(self, weight: int) -> None:
+        """A frame of ``weight`` bytes left the queue: resume reading if it had paused."""
+        self.queued_bytes -= weight
+        if self._paused and self.queued_bytes <= self._limit:
+            self._paused = False
+            self._transport.resume_reading()
+
+    async def wait_frames(self) -> None:
+        """Return once a frame is queued; raise as aiormq's reader does at the end."""
+        while not self.frames:
+            exc = self._exception
+            if exc is not None:
+                raise _connection_error(exc)
+            if self._eof:
+                if self._tail:
+                    raise AMQPConnectionError(
+                        "Server connection unexpectedly closed. Read "
+                        f"{len(self._tail)} bytes of an incomplete frame")
+                raise StopAsyncIteration
+            waiter = self._frame_waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._frame_waiter = None
+
+
+def _connection_error(exc: BaseException) -> BaseException:
+    """The error aiormq's reader raises for a socket error ``exc``."""
+    if isinstance(exc, ConnectionRefusedError):
+        text = "Server connection refused"
+    elif isinstance(exc, ConnectionResetError):
+        text = "Server connection reset"
+    elif isinstance(exc, ConnectionError):
+        text = "Server connection error"
+    elif isinstance(exc, OSError):
+        text = "Server communication error"
+    else:
+        return exc
+    error = AMQPConnectionError(f"{text}: {exc!r}")
+    error.__cause__ = exc
+    return error
+
+
+class BatchFrameReceiver(_AiormqFrameReceiver):
+    """aiormq's frame receiver for a :class:`FrameReader` (any other reader gets
+    aiormq's own class, see :func:`install`)."""
+
+    def __new__(cls, reader: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(reader, FrameReader):
+            return super().__new__(cls)
+        return _AiormqFrameReceiver(reader, *args, **kwargs)
+
+    def __init__(self, reader: FrameReader) -> None:  # no lock: one reader at a time
+        self.reader = reader
+        self.started = True
+
+    async def get_frame(self) -> aiormq.connection.ReceivedFrame:
+        reader = self.reader
+        frames = reader.frames
+        if not frames:
+            await reader.wait_frames()
+        item = frames.popleft()
+        if item.__class__ is tuple:
+            reader.taken(item[0])
+            return item
+        raise item
+
+    # ``async for`` awaits what ``__anext__`` returns: the coroutine of get_frame.
+    __anext__ = get_frame  # type: ignore[assignment]
+
+
+class FrameTransportFactory(aiormq.connection.TransportFactory):
+    """Opens aiormq's socket with a :class:`FrameReader` (TLS for ``amqps`` URLs)."""
+
+    async def create(self, url: URL, **kwargs: Any
+                     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        install()
+        provider = kwargs.pop("ssl_context_provider", None)
+        ssl = None
+        if url.scheme == "amqps" and provider is not None:
+            ssl = await provider.get_context()
+        loop = asyncio.get_running_loop()
+        reader = FrameReader(loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await loop.create_connection(
+                lambda: protocol, url.host, url.port, ssl=ssl, **kwargs)
+        except OSError as exc:
+            raise AMQPConnectionError(*exc.args) from exc
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+def install() -> None:
+    """Make aiormq build a :class:`BatchFrameReceiver` for a :class:`FrameReader`
+    (idempotent; other readers keep aiormq's own receiver)."""
+    aiormq.connection.FrameReceiver = BatchFrameReceiver  # type: ignore[misc]
