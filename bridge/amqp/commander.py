@@ -445,8 +445,9 @@ class AmqpCommander:
         except Exception as exc:
             log.debug("%s: could not publish routing failure: %r", self.name, exc)
 
-    async def _on_message(self, message: DeliveredMessage) -> None:
-        """Consumer callback for ``<name>_replies`` (no acks): never raises."""
+    def _on_message(self, message: DeliveredMessage) -> None:
+        """Consumer callback for ``<name>_replies`` (no acks), called from the channel's
+        reader: never raises, never blocks."""
         try:
             decoded = incoming_reply(message)
         except MessageError as err:

@@ -40,6 +40,7 @@ from aiormq.abc import DeliveredMessage
 
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
+from bridge.amqp.receiver import InlineConsumer, deliver_inline
 from bridge.amqp.failover import (
     FailoverRobustConnection,
     NodeRotation,
@@ -71,10 +72,10 @@ AUDIT_INTERVAL = 5.0
 AUDIT_AFTER_RECONNECT = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 DisconnectListener = Callable[[BaseException | None], Any]
-#: ``await callback(delivery)`` for each message of a consumed queue: aiormq's own
-#: :class:`~aiormq.abc.DeliveredMessage` (header, body, channel), see
-#: :meth:`AmqpChannel.consume`.
-DeliveryCallback = Callable[[DeliveredMessage], Awaitable[Any]]
+#: ``callback(delivery)`` (a plain function) or ``await callback(delivery)`` for each
+#: message of a consumed queue: aiormq's own :class:`~aiormq.abc.DeliveredMessage`
+#: (header, body, channel), see :meth:`AmqpChannel.consume`.
+DeliveryCallback = Callable[[DeliveredMessage], Awaitable[Any] | None]
 ReconnectListener = Callable[[], Any]
 QueueLostListener = Callable[[str], Any]
 
@@ -371,13 +372,19 @@ class AmqpChannel:
         """Consume ``queue_name`` on this channel's current aiormq channel; return the tag.
 
         Each delivery reaches ``callback`` as aiormq's
-        :class:`~aiormq.abc.DeliveredMessage`, from the one task aiormq starts for it:
+        :class:`~aiormq.abc.DeliveredMessage`: a coroutine function from the one task
+        aiormq starts for it, a plain function (which must not block) straight from the
+        channel's reader, without a task (:func:`~bridge.amqp.receiver.deliver_inline`).
         aio-pika's ``Queue.consume`` would build an ``IncomingMessage`` (every property
         decoded again) and start a second task per delivery. Not restored by aio-pika:
         the connection restores its managed queues itself.
         """
         channel = await self.channel.get_underlay_channel()
-        ok = await channel.basic_consume(queue_name, callback, no_ack=no_ack,
+        consumer: Any = callback
+        if not inspect.iscoroutinefunction(callback):
+            deliver_inline(channel)
+            consumer = InlineConsumer(callback)
+        ok = await channel.basic_consume(queue_name, consumer, no_ack=no_ack,
                                          consumer_tag=consumer_tag)
         return str(ok.consumer_tag)
 

@@ -586,11 +586,12 @@ class ActorEndpoint:
     def _finished(self, command: IncomingCommand) -> None:
         self._in_flight.discard(command)
 
-    async def _on_message(self, message: DeliveredMessage) -> None:
-        """Consumer callback: never raises (a failure here would stop nothing but logs).
+    def _on_message(self, message: DeliveredMessage) -> None:
+        """Consumer callback, called from the channel's reader: never raises (a failure
+        here would stop nothing but logs), never blocks.
 
-        The command runs in a task of its own (aiormq cancels this callback's task when
-        the intake channel closes; commands must outlive that). The ack goes into the
+        The command runs in a task of its own (commands must outlive the intake
+        channel, and the channel reads nothing while this runs). The ack goes into the
         connection's next write, with whatever else is written then; nothing waits for
         it (aio-pika's ack waits for aiormq's writer task to send it).
         """

@@ -20,6 +20,10 @@ reader the transport factory returned; :func:`install` points that name at
 :class:`BatchFrameReceiver`, which hands any other reader to aiormq's own class, so
 connections opened without this factory (clu's, the benchmark peers') are untouched.
 
+:func:`deliver_inline` goes one step further on a channel: a consumer that is a plain
+function (:class:`InlineConsumer`) is called from the channel's reader as soon as a
+delivery is read, without the task aiormq starts for each delivery.
+
 What aiormq's reader raises, this one raises the same way: end of stream between
 frames ends the iteration, end of stream inside a frame and socket errors raise
 ``AMQPConnectionError``, a malformed frame ``InvalidFrameError``, a protocol header
@@ -32,18 +36,24 @@ and resumes at or below it).
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import aiormq.connection
 import pamqp.frame
+from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp.constants import FRAME_END, FRAME_HEADER_SIZE
 from pamqp.exceptions import PAMQPException
 from yarl import URL
 
-__all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "install"]
+__all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "InlineConsumer",
+           "deliver_inline", "install"]
+
+log = logging.getLogger(__name__)
 
 _AiormqFrameReceiver = aiormq.connection.FrameReceiver
 _HEADER = struct.Struct(">BHI")
@@ -243,3 +253,53 @@ def install() -> None:
     """Make aiormq build a :class:`BatchFrameReceiver` for a :class:`FrameReader`
     (idempotent; other readers keep aiormq's own receiver)."""
     aiormq.connection.FrameReceiver = BatchFrameReceiver  # type: ignore[misc]
+
+
+# -- deliveries without a task each --------------------------------------------------------
+
+class InlineConsumer:
+    """A consumer aiormq calls ``fn(message)`` for, from its channel reader, without the
+    task aiormq starts per delivery (see :func:`deliver_inline`). To aiormq it is an
+    ordinary consumer callback (calling it returns a coroutine that calls ``fn``)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[DeliveredMessage], Any]) -> None:
+        self.fn = fn
+
+    async def __call__(self, message: DeliveredMessage) -> None:
+        self.fn(message)
+
+
+def deliver_inline(channel: Any) -> None:
+    """Make aiormq's ``channel`` call each :class:`InlineConsumer` as soon as a delivery's
+    frames are read, in the channel's reader, in delivery order (idempotent).
+
+    aiormq reads the content header and body of a ``Basic.Deliver`` and then starts a
+    task for the consumer callback; a plain function needs none. Deliveries to other
+    consumers keep aiormq's own handling. What ``fn`` raises is logged (aiormq logs what
+    a consumer task raises); it must not block: the channel reads nothing meanwhile.
+    """
+    if "_on_deliver_frame" in channel.__dict__:
+        return
+    own = channel._on_deliver_frame
+    consumers = channel.consumers
+    read_header = channel._Channel__get_content_header
+    read_content = channel._read_content
+
+    async def on_deliver_frame(frame: Any) -> None:
+        # aiormq keeps the consumer wrapped (``aiormq.tools.awaitable``, ``__wrapped__``).
+        inline = getattr(consumers.get(frame.consumer_tag), "__wrapped__", None)
+        if inline.__class__ is not InlineConsumer:
+            await own(frame)
+            return
+        message = await read_content(frame, await read_header())
+        # Looked up again as aiormq does after reading: a cancel may have come between.
+        if frame.consumer_tag not in consumers:
+            return
+        try:
+            inline.fn(message)
+        except Exception:
+            log.exception("Consumer callback failed")
+
+    channel._on_deliver_frame = on_deliver_frame

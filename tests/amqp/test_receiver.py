@@ -255,3 +255,37 @@ async def test_the_bridges_connection_receives_through_the_frame_reader(amqp_url
         await asyncio.wait_for(all_in, WAIT)
         await conn.release_channel(channel)
     assert [json.loads(m.body)["i"] for m in received] == list(range(count))
+
+
+@aio_test
+async def test_a_plain_function_consumer_is_called_from_the_channel_reader_in_order(
+        amqp_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """No task per delivery: every call runs in the same task (the channel's reader); a
+    callback that raises is logged and the deliveries after it still arrive."""
+    received: list[int] = []
+    tasks: set[Any] = set()
+    all_in = asyncio.get_running_loop().create_future()
+    count = 40
+
+    def on_message(message: DeliveredMessage) -> None:
+        tasks.add(asyncio.current_task())
+        i = json.loads(message.body)["i"]
+        received.append(i)
+        if len(received) == count and not all_in.done():
+            all_in.set_result(None)
+        if i == 7:
+            raise RuntimeError("callback failure 7")
+
+    async with amqp_connection(amqp_url) as conn:
+        channel = await conn.open_channel()
+        await channel.declare_exclusive_queue("inline_test", ["inline.#"], on_message,
+                                              no_ack=True)
+        for i in range(count):
+            await channel.publish(aio_pika.Message(json.dumps({"i": i}).encode()),
+                                  f"inline.{i}")
+        await asyncio.wait_for(all_in, WAIT)
+        await conn.release_channel(channel)
+    assert received == list(range(count))
+    assert len(tasks) == 1
+    assert any("Consumer callback failed" in r.getMessage() and r.exc_info
+               and "callback failure 7" in str(r.exc_info[1]) for r in caplog.records)
