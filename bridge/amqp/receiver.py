@@ -165,17 +165,21 @@ class FrameReader(asyncio.StreamReader):
             self._transport.resume_reading()
 
     async def wait_frames(self) -> None:
-        """Return once a frame is queued; raise as aiormq's reader does at the end."""
+        """Return once a frame is queued; raise as aiormq's reader does at the end.
+
+        As aiormq's: the end of the stream reached before this call, between frames,
+        ends the iteration; an end of stream while waiting (or inside a frame) is a
+        connection error (``readexactly`` found it short)."""
+        if self._eof and not self._tail and self._exception is None:
+            raise StopAsyncIteration
         while not self.frames:
             exc = self._exception
             if exc is not None:
                 raise _connection_error(exc)
             if self._eof:
-                if self._tail:
-                    raise AMQPConnectionError(
-                        "Server connection unexpectedly closed. Read "
-                        f"{len(self._tail)} bytes of an incomplete frame")
-                raise StopAsyncIteration
+                raise AMQPConnectionError(
+                    "Server connection unexpectedly closed. Read "
+                    f"{len(self._tail)} bytes but {max(self._need, 1)} bytes expected")
             waiter = self._frame_waiter = self._loop.create_future()
             try:
                 await waiter

@@ -112,6 +112,21 @@ async def test_end_of_stream_between_frames_ends_the_iteration() -> None:
 
 
 @aio_test
+async def test_end_of_stream_while_waiting_for_a_frame_is_a_connection_error() -> None:
+    """As aiormq's reader, whose ``readexactly(1)`` finds the stream short."""
+    reader = new_reader()
+    frames = BatchFrameReceiver(reader)
+    reader.feed_data(Heartbeat().marshal())
+    assert type((await frames.get_frame())[2]) is Heartbeat
+    waiting = asyncio.ensure_future(frames.get_frame())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    reader.feed_eof()
+    with pytest.raises(AMQPConnectionError, match="unexpectedly closed"):
+        await waiting
+
+
+@aio_test
 async def test_end_of_stream_inside_a_frame_is_a_connection_error() -> None:
     reader = new_reader()
     frames = BatchFrameReceiver(reader)
