@@ -247,15 +247,11 @@ def _managed(argv: list[str], name: str, log_dir: Path) -> Any:
     return ManagedProcess(argv, name=name, log_dir=log_dir, cwd=REPO)
 
 
-def _free_port() -> int:
-    return free_port(LOOPBACK)
-
-
 @contextmanager
 def _peers(actor_kind: str, include_tron: bool, state: Path) -> Iterator[dict[str, int]]:
     """Start the actor, our hub and (optionally) Tron; yield {hub name: commander port}."""
     with ExitStack() as stack:
-        actor_port = _free_port()
+        actor_port = free_port()
         if actor_kind == "fast":
             argv = [sys.executable, "-m", "bridge.bench.hub", "actor", "--port", str(actor_port)]
         else:
@@ -274,7 +270,7 @@ def _peers(actor_kind: str, include_tron: bool, state: Path) -> Iterator[dict[st
             stack.callback(tron.stop)
             tron.start_nubs(ACTOR)
             ports["tron"] = tron.port
-        ours_port = _free_port()
+        ours_port = free_port()
         ours = _managed([sys.executable, "-m", "bridge.bench.hub", "serve", "--port",
                          str(ours_port), "--actor", f"{ACTOR}={LOOPBACK}:{actor_port}"],
                         "bridge-hub", state)

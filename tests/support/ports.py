@@ -5,15 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
-from bridge.service.broker import free_port as _free_port
+from bridge.service.broker import free_port  # noqa: F401  (below the ephemeral range, never twice)
 
 LOOPBACK = "127.0.0.1"
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port that is free on ``host`` right now (see
-    :func:`bridge.service.broker.free_port`: below the ephemeral range, never twice)."""
-    return _free_port(host)
 
 
 def port_accepts(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
