@@ -11,7 +11,9 @@ for SECONDS after a warm-up: round trips (``a``, ``b``, ``b-ours``, ``c``) in ba
 line: per path the bridge's CPU per command (per reply for the stream, from /proc) and
 the median round trip (ms) or stream rate (replies/s), with the load average before and
 after. ``--profile PREFIX`` also records each path with py-spy (raw format) into
-``PREFIX-<path>.txt``. A measurement aid, not a test: it asserts nothing.
+``PREFIX-<path>.txt`` (with ``SPY_NATIVE=1`` in the environment: native frames too, which
+needs py-spy to stop the process at each sample). Run it from a directory without a
+``bridge`` package (e.g. ``cd /tmp``), else an older tree's children import that one. A measurement aid, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def main() -> int:
             if args.profile:
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "250",
-                     "--format", "raw", "--nonblocking", "--pid", str(pid),
+                     "--format", "raw", *(["--native"] if __import__("os").environ.get("SPY_NATIVE") else ["--nonblocking"]), "--pid", str(pid),
                      "-o", f"{args.profile}-{path}.txt"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)

@@ -102,6 +102,9 @@ class FailoverRobustConnection(RobustConnection):
     @transport.setter
     def transport(self, value: Any) -> None:
         self.__dict__["_failover_transport"] = value
+        factory = self.kwargs.get("transport_factory") if value is not None else None
+        if isinstance(factory, FrameTransportFactory):  # the connection it just opened
+            factory.bind(getattr(value, "connection", None))
         state = self.__dict__  # Connection.__init__ sets transport before these exist
         if value is None and not state.get("_close_called", True) \
                 and not state.get("_close_in_progress", False):

@@ -46,8 +46,11 @@ import aiormq.connection
 import pamqp.frame
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
+from pamqp.body import ContentBody
+from pamqp.commands import Basic
 from pamqp.constants import FRAME_END, FRAME_HEADER_SIZE
 from pamqp.exceptions import PAMQPException
+from pamqp.header import ContentHeader
 from yarl import URL
 
 __all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "InlineConsumer",
@@ -58,6 +61,7 @@ log = logging.getLogger(__name__)
 _AiormqFrameReceiver = aiormq.connection.FrameReceiver
 _HEADER = struct.Struct(">BHI")
 _unmarshal = pamqp.frame.unmarshal
+Deliver, Ack, Nack = Basic.Deliver, Basic.Ack, Basic.Nack
 #: Bytes of frame header and end marker around a frame's payload.
 _OVERHEAD = FRAME_HEADER_SIZE + 1
 
@@ -81,6 +85,17 @@ class FrameReader(asyncio.StreamReader):
         self._started = False
         self._broken = False
         self._frame_waiter: asyncio.Future[None] | None = None
+        #: The aiormq connection reading from this reader, once :meth:`bind` was called:
+        #: deliveries and confirms may then be dispatched as they are decoded.
+        self.connection: Any = None
+        #: How many frames :meth:`_dispatch` handled (the rest went through aiormq).
+        self.dispatched = 0
+
+    def bind(self, connection: Any) -> None:
+        """Let this reader dispatch hot frames of aiormq ``connection`` itself
+        (:meth:`_dispatch`): a complete delivery to an :class:`InlineConsumer` and a
+        publisher confirm, when nothing read before them is still waiting in a queue."""
+        self.connection = connection
 
     # -- fed by asyncio's StreamReaderProtocol ---------------------------------------
 
@@ -92,14 +107,13 @@ class FrameReader(asyncio.StreamReader):
             if len(self._tail) < self._need:
                 return  # the incomplete frame is still incomplete: no copy, no parse
             data = bytes(self._tail)
-        frames = self.frames
         size = len(data)
         pos = 0
-        queued = 0
+        decoded: list[Any] = []
         while size - pos >= FRAME_HEADER_SIZE:
             if not self._started:
                 if data.startswith(b"AMQP", pos):
-                    self._fail(ProtocolSyntaxError("Unexpected AMQP protocol header"))
+                    self._fail(decoded, ProtocolSyntaxError("Unexpected AMQP protocol header"))
                     break
                 self._started = True
             _, channel, length = _HEADER.unpack_from(data, pos)
@@ -108,15 +122,15 @@ class FrameReader(asyncio.StreamReader):
                 self._need = end - pos
                 break
             if data[end - 1] != FRAME_END:
-                self._fail(InvalidFrameError(f"frame end byte missing: {data[pos:end]!r}"))
+                self._fail(decoded,
+                           InvalidFrameError(f"frame end byte missing: {data[pos:end]!r}"))
                 break
             try:
                 _, _, frame = _unmarshal(data[pos:end])
             except PAMQPException as exc:
-                self._fail(InvalidFrameError(str(exc)))
+                self._fail(decoded, InvalidFrameError(str(exc)))
                 break
-            frames.append((end - pos, channel, frame))
-            queued += end - pos
+            decoded.append((end - pos, channel, frame))
             pos = end
         if pos == size or self._broken:
             self._tail = bytearray()
@@ -124,6 +138,20 @@ class FrameReader(asyncio.StreamReader):
             self._tail = bytearray(data[pos:]) if pos else bytearray(data)
             if size - pos < FRAME_HEADER_SIZE:
                 self._need = FRAME_HEADER_SIZE
+        if not decoded:
+            return
+        if self.connection is not None and self._frame_waiter is not None:
+            done = self._dispatch(decoded)
+            if done:
+                del decoded[:done]
+                if not decoded:
+                    return
+        self._queue(decoded)
+
+    def _queue(self, decoded: list[Any]) -> None:
+        """Hand decoded frames to aiormq's connection reader (through :attr:`frames`)."""
+        self.frames.extend(decoded)
+        queued = sum(item[0] for item in decoded if item.__class__ is tuple)
         if queued:
             self.queued_bytes += queued
             if (self._transport is not None and not self._paused
@@ -136,6 +164,46 @@ class FrameReader(asyncio.StreamReader):
                     self._paused = True
         self._wake()
 
+    def _dispatch(self, decoded: list[Any]) -> int:
+        """Handle the leading frames of ``decoded`` here, as aiormq's readers would;
+        return how many were handled (the rest go to aiormq, in order).
+
+        Called only while aiormq's connection reader waits for a frame (nothing decoded
+        before is still queued for it). A frame is handled here only if its channel's
+        own reader waits too, with nothing queued: a complete delivery (method, content
+        header, body) to an :class:`InlineConsumer` -- what :func:`deliver_inline`
+        does, without the two reader tasks' hops -- and a publisher confirm (``Basic.Ack``
+        / ``Basic.Nack``, as aiormq's ``_on_confirm_frame``). The first frame that is
+        anything else stops it: what follows must not overtake it.
+        """
+        connection = self.connection
+        channels = connection.channels
+        count = len(decoded)
+        i = 0
+        while i < count:
+            item = decoded[i]
+            if item.__class__ is not tuple or not item[1]:
+                break
+            channel = channels.get(item[1])
+            if channel is None or channel.is_closed or not _waiting(channel.frames):
+                break
+            frame = item[2]
+            kind = frame.__class__
+            if kind is Deliver:
+                used = _deliver(channel, decoded, i)
+                if not used:
+                    break
+                i += used
+            elif kind is Ack or kind is Nack:
+                _confirm(channel, frame)
+                i += 1
+            else:
+                break
+        if i:
+            self.dispatched += i
+            connection._Connection__last_frame_time = self._loop.time()
+        return i
+
     def feed_eof(self) -> None:
         super().feed_eof()
         self._wake()
@@ -144,9 +212,9 @@ class FrameReader(asyncio.StreamReader):
         super().set_exception(exc)
         self._wake()
 
-    def _fail(self, exc: Exception) -> None:
+    def _fail(self, decoded: list[Any], exc: Exception) -> None:
         self._broken = True
-        self.frames.append(exc)
+        decoded.append(exc)
 
     def _wake(self) -> None:
         waiter = self._frame_waiter
@@ -185,6 +253,70 @@ class FrameReader(asyncio.StreamReader):
                 await waiter
             finally:
                 self._frame_waiter = None
+
+
+def _waiting(queue: asyncio.Queue[Any]) -> bool:
+    """True if ``queue`` is empty and its reader waits in ``get`` (aiormq's channel
+    reader, between frames: a delivery's content frames never interleave with others on
+    its channel, so a reader waiting inside a delivery never sees a method frame next)."""
+    return not queue._queue and bool(queue._getters)  # type: ignore[attr-defined]
+
+
+def _deliver(channel: Any, decoded: list[Any], i: int) -> int:
+    """Call the :class:`InlineConsumer` of the ``Basic.Deliver`` at ``decoded[i]`` if its
+    content header and body frames follow it in ``decoded``; return how many frames
+    that took (0: not handled here)."""
+    number = decoded[i][1]
+    frame = decoded[i][2]
+    consumers = channel.consumers
+    inline = getattr(consumers.get(frame.consumer_tag), "__wrapped__", None)
+    if inline.__class__ is not InlineConsumer:
+        return 0
+    count = len(decoded)
+    j = i + 1
+    if j >= count:
+        return 0
+    item = decoded[j]
+    if item.__class__ is not tuple or item[1] != number or item[2].__class__ is not ContentHeader:
+        return 0
+    header = item[2]
+    size = header.body_size
+    parts: list[bytes] = []
+    got = 0
+    j += 1
+    while got < size:  # as aiormq's _read_content: body frames until body_size
+        if j >= count:
+            return 0
+        item = decoded[j]
+        if item.__class__ is not tuple or item[1] != number \
+                or item[2].__class__ is not ContentBody:
+            return 0
+        value = item[2].value
+        parts.append(value)
+        got += len(value)
+        j += 1
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    try:
+        inline.fn(DeliveredMessage(delivery=frame, header=header, body=body, channel=channel))
+    except Exception:
+        log.exception("Consumer callback failed")
+    return j - i
+
+
+def _confirm(channel: Any, frame: Any) -> None:
+    """A publisher confirm, as aiormq's ``Channel._on_confirm_frame`` handles it."""
+    if not channel.publisher_confirms:
+        return
+    confirmations = channel.confirmations
+    tag = frame.delivery_tag
+    if tag not in confirmations:
+        log.error("Unexpected confirmation frame %r from broker", frame)
+        return
+    if getattr(frame, "multiple", False):
+        for pending in [t for t in confirmations if t <= tag]:
+            channel._confirm_delivery(pending, frame)
+    else:
+        channel._confirm_delivery(tag, frame)
 
 
 def _connection_error(exc: BaseException) -> BaseException:
@@ -233,7 +365,23 @@ class BatchFrameReceiver(_AiormqFrameReceiver):
 
 
 class FrameTransportFactory(aiormq.connection.TransportFactory):
-    """Opens aiormq's socket with a :class:`FrameReader` (TLS for ``amqps`` URLs)."""
+    """Opens aiormq's socket with a :class:`FrameReader` (TLS for ``amqps`` URLs).
+
+    The connection that called :meth:`create` last is made known to its reader with
+    :meth:`bind` once it is open (see :meth:`FrameReader.bind`).
+    """
+
+    def __init__(self) -> None:
+        self.last_reader: FrameReader | None = None
+        #: The reader bound last (that of the connection in use).
+        self.bound: FrameReader | None = None
+
+    def bind(self, connection: Any) -> None:
+        """Bind the reader :meth:`create` made last to aiormq ``connection`` (opened with it)."""
+        reader, self.last_reader = self.last_reader, None
+        if reader is not None and connection is not None:
+            reader.bind(connection)
+            self.bound = reader
 
     async def create(self, url: URL, **kwargs: Any
                      ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -243,7 +391,7 @@ class FrameTransportFactory(aiormq.connection.TransportFactory):
         if url.scheme == "amqps" and provider is not None:
             ssl = await provider.get_context()
         loop = asyncio.get_running_loop()
-        reader = FrameReader(loop=loop)
+        reader = self.last_reader = FrameReader(loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
         try:
             transport, _ = await loop.create_connection(

@@ -35,8 +35,12 @@ def die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 def python_module(module: str, *args: str) -> list[str]:
-    """The command line that runs ``module`` with this interpreter."""
-    return [sys.executable, "-m", module, *args]
+    """The command line that runs ``module`` with this interpreter.
+
+    ``-P``: the working directory is not put first on ``sys.path``, so the child imports
+    this package from where :func:`child_environment` says (``PYTHONPATH``), also when
+    it is started from another checkout's directory (an A/B of two trees)."""
+    return [sys.executable, "-P", "-m", module, *args]
 
 
 def child_environment(state: Path | None = None) -> dict[str, str]:
