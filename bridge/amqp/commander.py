@@ -29,6 +29,12 @@ Failures are always terminal, never silent hangs:
   connection's queue audit, e.g. a node's clean-up after a failover): every command
   in flight fails, the queue is declared again.
 
+Publishing: while the link, the replies queue and its binding for the actor are in
+place, a command's frames (:class:`~bridge.amqp.frames.CommandFrames`, the bytes aio-pika
+wrote for it, encoded from cached parts) are written at once and its confirm is handled
+by a callback; otherwise it waits in a task as described above (later commands queue
+behind it, so the order stays).
+
 Commands are tracked with the transport-agnostic core: each one is a
 :class:`bridge.core.CommandHandle` in a :class:`bridge.core.CommandTable` keyed by its
 command id, and every reply is a :class:`bridge.core.Reply` (the JSON body is its JSON
@@ -59,6 +65,7 @@ from bridge.amqp.connection import (
     QueueInUse,
     Unroutable,
 )
+from bridge.amqp.frames import CommandFrames, new_message_id
 from bridge.amqp.presence import amqp_actor_present as actor_present
 from bridge.amqp.wire import command_to_message, incoming_reply, reply_from_message
 from bridge.core.commands import CommandHandle, CommandTable, ReplyCallback
@@ -88,6 +95,9 @@ log = logging.getLogger(__name__)
 
 #: How often actors with commands in flight are checked for presence (seconds).
 DEFAULT_WATCH_INTERVAL = 1.0
+
+#: Encoders of (commander id, actor) kept at most (the cache starts again when full).
+MAX_CACHED_FRAMES = 1024
 
 #: ``listener(reply)`` for every reply heard on ``reply.#`` (sync or async).
 ReplyListener = Callable[[Reply], Any]
@@ -140,6 +150,7 @@ class AmqpCommander:
         self._channel: AmqpChannel | None = None
         self._queue: AbstractRobustQueue | None = None
         self._consumer_tag: str | None = None
+        self._command_frames: dict[tuple[str, str], CommandFrames] = {}
 
     @property
     def started(self) -> bool:
@@ -277,7 +288,11 @@ class AmqpCommander:
         """
         handle, message = self._track(actor, command_string, commander_id, command_id,
                                       internal, callback, time_limit, write_to_log)
-        await self._publish(handle, message)
+        confirmation = self._publish_now(handle, message)
+        if confirmation is None:
+            await self._publish(handle, message)
+        else:  # its callback (added first) has ended the handle if the publish failed
+            await asyncio.wait((confirmation,))
         return handle
 
     def submit_command(
@@ -291,7 +306,9 @@ class AmqpCommander:
         time_limit: float | None = None,
         write_to_log: bool = True,
     ) -> CommandHandle:
-        """Like :meth:`send_command`, but return the handle at once and publish in a task.
+        """Like :meth:`send_command`, but return the handle at once: the command is
+        written now if nothing needs waiting for (see :meth:`_publish_now`), else
+        published in a task.
 
         The command is tracked before this returns, so no reply can be missed; a
         publishing failure ends the handle later, never here. Raises as
@@ -299,9 +316,10 @@ class AmqpCommander:
         """
         handle, message = self._track(actor, command_string, commander_id, command_id,
                                       internal, callback, time_limit, write_to_log)
-        task = asyncio.ensure_future(self._publish(handle, message))
-        self._publishing.add(task)
-        task.add_done_callback(self._publishing.discard)
+        if self._publish_now(handle, message) is None:
+            task = asyncio.ensure_future(self._publish(handle, message))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
         return handle
 
     # -- internals ---------------------------------------------------------------------
@@ -344,6 +362,100 @@ class AmqpCommander:
                                command_id=command_id, callback=callback)
         self.running.add(command_id, handle, time_limit)
         return handle, message
+
+    def _frames(self, commander_id: str, actor: str) -> CommandFrames:
+        """The frames of the commands ``commander_id`` sends to ``actor`` (cached)."""
+        key = (commander_id, actor)
+        frames = self._command_frames.get(key)
+        if frames is None:
+            if len(self._command_frames) >= MAX_CACHED_FRAMES:
+                self._command_frames.clear()
+            frames = self._command_frames[key] = CommandFrames(
+                self.connection.exchange_name, command_routing_key(actor), commander_id,
+                self.queue_name, mandatory=True)
+            frames.binding = replies_binding_for(commander_id, actor)
+        return frames
+
+    def _bound(self, binding: str) -> bool:
+        """True if the replies queue is bound for ``binding`` (what :meth:`hear` makes)."""
+        if self.hear_all:
+            return True
+        done = self._bindings.get(binding) or self._bindings.get(REPLIES_BINDING)
+        return (done is not None and done.done() and not done.cancelled()
+                and done.exception() is None)
+
+    def _publish_now(self, handle: CommandHandle,
+                     message: CommandMessage) -> asyncio.Future[Any] | None:
+        """Publish the command at once if nothing needs waiting for: the link and the
+        replies queue are up, the queue is bound for the replies and no earlier command
+        is still waiting to be published (the order stays). The frames are written now
+        (:class:`~bridge.amqp.frames.CommandFrames`, the bytes :meth:`_publish` writes)
+        and the broker's confirm is handled by a callback, with the same time limit and
+        failures as :meth:`_publish`. Returns the confirm's future, or None if nothing was
+        written (then :meth:`_publish`)."""
+        channel = self._channel
+        if channel is None or self._publishing:
+            return None
+        actor = handle.actor
+        frames = self._frames(message.commander_id, actor)
+        if not self._bound(frames.binding) or not self.connection.queue_in_place(
+                self.queue_name):
+            return None
+        message_id = new_message_id()
+        command_id, body = message.command_id, message.body()
+        internal, write_to_log = message.internal, message.write_to_log
+        try:
+            confirmation = channel.publish_encoded_nowait(
+                lambda number, size: frames.encode(number, size, command_id, body,
+                                                   message_id, internal, write_to_log),
+                message_id)
+        except Exception as exc:  # the channel closed under us: nothing was written
+            log.debug("%s: publishing at once failed (%r); publishing in a task", self.name,
+                      exc)
+            return None
+        if confirmation is None:
+            return None
+        timeout = self.publish_timeout
+        expired = False
+
+        def time_out() -> None:  # as ``asyncio.timeout`` cancels the wait in publish()
+            nonlocal expired
+            expired = True
+            confirmation.cancel()
+
+        timer = None if timeout is None else confirmation.get_loop().call_later(
+            timeout, time_out)
+
+        def confirmed(future: asyncio.Future[Any]) -> None:
+            if timer is not None:
+                timer.cancel()
+            if future.cancelled():
+                exc: BaseException = TimeoutError() if expired else asyncio.CancelledError()
+            else:
+                exc = future.exception()  # type: ignore[assignment]
+                if exc is None:
+                    return
+            self._publish_failed(handle, message, channel.publish_error(
+                exc, command_routing_key(actor), message_id, timeout))
+
+        confirmation.add_done_callback(confirmed)
+        return confirmation
+
+    def _publish_failed(self, handle: CommandHandle, message: CommandMessage,
+                        exc: BaseException) -> None:
+        """End ``handle`` for a publish that failed with ``exc`` (:meth:`_publish`'s
+        failures, for :meth:`_publish_now`)."""
+        actor = handle.actor
+        if isinstance(exc, Unroutable):
+            body = routing_failure_body(actor)
+            handle.fail(body["error"])
+            task = asyncio.ensure_future(self._publish_routing_failure(message, actor, body))
+            self._publishing.add(task)
+            task.add_done_callback(self._publishing.discard)
+        elif isinstance(exc, AmqpUnavailable):
+            handle.fail(f"Could not send the command to {actor!r}: {exc}")
+        else:
+            handle.fail(f"Could not send the command to {actor!r}: {exc!r}")
 
     async def _publish(self, handle: CommandHandle, message: CommandMessage) -> None:
         """Publish the command (mandatory); any failure ends ``handle`` with ``f``."""

@@ -241,26 +241,58 @@ class AmqpChannel:
                     await self._publish_once(message, routing_key, mandatory)
                 return
             except aio_pika.exceptions.PublishError as exc:
-                raise Unroutable(f"no queue bound for routing key {routing_key!r}") from exc
-            except TimeoutError:
-                raise AmqpUnavailable(
-                    f"could not publish to {routing_key!r}: the AMQP broker did not confirm "
-                    f"within {timeout} s"
-                ) from None
+                raise self.publish_error(exc, routing_key, message.message_id, timeout) from exc
+            except TimeoutError as exc:
+                raise self.publish_error(exc, routing_key, message.message_id,
+                                         timeout) from None
             except aio_pika.exceptions.CONNECTION_EXCEPTIONS as exc:
-                if self.owner.stopping:
-                    raise AmqpUnavailable("the AMQP connection is closed") from exc
-                if not isinstance(exc, aiormq.exceptions.ChannelInvalidStateError):
-                    # Written, then the link went: maybe routed, maybe not.
-                    raise DeliveryUnknown(
-                        f"the connection was lost before the broker confirmed the message "
-                        f"to {routing_key!r} (message id {message.message_id}); not "
-                        "re-published, so that it cannot arrive twice") from exc
+                if self.owner.stopping or not isinstance(
+                        exc, aiormq.exceptions.ChannelInvalidStateError):
+                    raise self.publish_error(exc, routing_key, message.message_id,
+                                             timeout) from exc
                 if not retry or (wait_until is not None and loop.time() >= wait_until):
                     raise AmqpUnavailable(f"publishing to {routing_key!r} failed: {exc!r}") from exc
                 log.debug("publish to %r not sent (%r); retrying after reconnect",
                           routing_key, exc)
                 await asyncio.sleep(0.05)
+
+    def publish_error(self, exc: BaseException, routing_key: str, message_id: str | None,
+                      timeout: float | None) -> BaseException:
+        """What a publish to ``routing_key`` raises when its confirm failed with ``exc``
+        (:meth:`publish`, :meth:`publish_encoded_nowait`'s callers)."""
+        if isinstance(exc, aio_pika.exceptions.PublishError):
+            return Unroutable(f"no queue bound for routing key {routing_key!r}")
+        if isinstance(exc, TimeoutError):
+            return AmqpUnavailable(
+                f"could not publish to {routing_key!r}: the AMQP broker did not confirm "
+                f"within {timeout} s")
+        if isinstance(exc, aio_pika.exceptions.CONNECTION_EXCEPTIONS):
+            if self.owner.stopping:
+                return AmqpUnavailable("the AMQP connection is closed")
+            if not isinstance(exc, aiormq.exceptions.ChannelInvalidStateError):
+                # Written, then the link went: maybe routed, maybe not.
+                return DeliveryUnknown(
+                    f"the connection was lost before the broker confirmed the message "
+                    f"to {routing_key!r} (message id {message_id}); not "
+                    "re-published, so that it cannot arrive twice")
+            return AmqpUnavailable(f"publishing to {routing_key!r} failed: {exc!r}")
+        return exc
+
+    def publish_encoded_nowait(self, encode: Callable[[int, int], bytes],
+                               message_id: str) -> asyncio.Future[Any] | None:
+        """Start publishing the message whose frames are ``encode(channel_number,
+        max_content_size)`` (e.g. :class:`~bridge.amqp.frames.CommandFrames`) now and
+        return the future of its confirm (no timeout: the caller keeps one; failures as
+        :meth:`publish_error` maps them), or None if the link or the channel is not
+        ready (then :meth:`publish`). ``message_id`` is the one encoded (a returned
+        mandatory message is matched to its confirm by it)."""
+        if not self.owner.connected:
+            return None
+        channel = writer.usable_channel(self.channel)
+        if channel is None:
+            return None
+        size = channel.max_content_size
+        return writer.publish(channel, lambda number: encode(number, size), message_id)
 
     async def _publish_once(self, message: aio_pika.Message, routing_key: str,
                             mandatory: bool) -> None:
@@ -732,6 +764,12 @@ class AmqpConnection:
     def _manage(self, managed: ManagedQueue) -> None:
         managed.in_place.set()  # declared, bound and consumed by the caller
         self._managed[managed.name] = managed
+
+    def queue_in_place(self, name: str) -> bool:
+        """True unless managed queue ``name`` is being restored (see
+        :meth:`wait_queue_in_place`, which returns at once then)."""
+        managed = self._managed.get(name)
+        return managed is None or managed.in_place.is_set()
 
     async def wait_queue_in_place(self, name: str, timeout: float | None) -> None:
         """Wait until managed queue ``name`` is declared, bound and consumed.

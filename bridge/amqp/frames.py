@@ -1,4 +1,5 @@
-"""The AMQP frames of a clu reply, encoded with pamqp's encoders and cached where they repeat.
+"""The AMQP frames of a clu reply or command, encoded with pamqp's encoders and cached where
+they repeat.
 
 aiormq's ``basic_publish`` builds pamqp objects and marshals every property of every
 message (the headers table alone costs more than the rest of a relayed reply). A
@@ -9,6 +10,12 @@ write for the same message (``tests/amqp/test_frames.py`` compares them with pam
 ``marshal``): method frame ``Basic.Publish``, content header with the properties clu's
 actor sends (``content_type``, ``headers``, ``delivery_mode`` 1, ``priority`` 0,
 ``correlation_id``, ``message_id``, ``timestamp``), body frame.
+
+:class:`CommandFrames` does the same for the commands one commander id sends to one actor
+(what :meth:`bridge.amqp.commander.AmqpCommander` published as an ``aio_pika.Message``:
+``Basic.Publish`` with ``mandatory``, properties ``content_type``, ``headers``,
+``delivery_mode`` 1, ``priority`` 0, ``correlation_id``, ``reply_to``, ``message_id``,
+no timestamp; ``tests/amqp/test_frames.py`` compares them with that path's bytes).
 """
 
 from __future__ import annotations
@@ -142,3 +149,83 @@ class ReplyFrames:
             _FRAME_HEAD.pack(_HEADER_FRAME, channel, len(properties)), properties, _FRAME_END,
             _FRAME_HEAD.pack(_BODY_FRAME, channel, len(body)), body, _FRAME_END,
         ))
+
+
+_COMMAND_FLAGS = (_FLAGS["content_type"] | _FLAGS["headers"] | _FLAGS["delivery_mode"]
+                  | _FLAGS["priority"] | _FLAGS["correlation_id"] | _FLAGS["message_id"])
+_REPLY_TO = _FLAGS["reply_to"]
+_SHORT = struct.Struct(">B")
+_LONG = struct.Struct(">I")
+_COMMAND_ID_KEY = encode.short_string("command_id") + b"S"
+_COMMAND_FLAG_ENTRIES = {
+    (internal, log): table_entry("internal", internal) + table_entry("write_to_log", log)
+    for internal in (False, True) for log in (False, True)}
+
+
+def _short_string(value: str) -> bytes:
+    """``encode.short_string`` without its checks (the caller's values fit: 255 bytes)."""
+    data = value.encode()
+    return _SHORT.pack(len(data)) + data
+
+
+class CommandFrames:
+    """Encodes the commands one commander id sends to one actor (``routing_key``
+    ``command.<actor>``), with ``reply_to`` the commander's replies queue (None: no
+    ``reply_to``). :meth:`encode` returns every frame of one command for channel
+    ``channel``: ``Basic.Publish`` (``mandatory`` as given), the content header and the
+    body, split into frames of ``max_content_size`` bytes as aiormq splits it.
+    ``binding`` is free for the caller (the commander keeps the replies binding the
+    commands need there).
+    """
+
+    __slots__ = ("_routing", "_publish", "_commander", "_tail", "_flags", "binding")
+
+    def __init__(self, exchange: str, routing_key: str, commander_id: str,
+                 reply_to: str | None, mandatory: bool = True) -> None:
+        self._routing = (exchange, routing_key, mandatory)
+        self._publish: tuple[int, bytes] | None = None
+        # pamqp writes a table's entries sorted by name: command_id, commander_id,
+        # internal, write_to_log (clu's own order too).
+        self._commander = table_entry("commander_id", commander_id)
+        if reply_to is not None:
+            self._tail = _short_string(reply_to)
+            self._flags = _COMMAND_FLAGS | _REPLY_TO
+        else:
+            self._tail = b""
+            self._flags = _COMMAND_FLAGS
+        self.binding: Any = None
+
+    def publish_method(self, channel: int) -> bytes:
+        """The ``Basic.Publish`` frame (cached per channel number)."""
+        cached = self._publish
+        if cached is None or cached[0] != channel:
+            exchange, routing_key, mandatory = self._routing
+            cached = self._publish = (channel, pamqp_frame.marshal(
+                spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                                   mandatory=mandatory), channel))
+        return cached[1]
+
+    def encode(self, channel: int, max_content_size: int, command_id: str, body: bytes,
+               message_id: str, internal: bool = False, write_to_log: bool = True) -> bytes:
+        """All frames of one command: method, content header, body frame(s)."""
+        command_id_bytes = command_id.encode()
+        entries = b"".join((
+            _COMMAND_ID_KEY, _LONG.pack(len(command_id_bytes)), command_id_bytes,
+            self._commander, _COMMAND_FLAG_ENTRIES[bool(internal), bool(write_to_log)]))
+        properties = b"".join((
+            _HEADER_HEAD.pack(60, 0, len(body), self._flags),
+            _CONTENT_TYPE, _LONG.pack(len(entries)), entries, _MODE_PRIORITY,
+            _SHORT.pack(len(command_id_bytes)), command_id_bytes,  # correlation_id
+            self._tail,  # reply_to
+            _short_string(message_id),
+        ))
+        parts = [self.publish_method(channel),
+                 _FRAME_HEAD.pack(_HEADER_FRAME, channel, len(properties)), properties,
+                 _FRAME_END]
+        if len(body) <= max_content_size:
+            parts += (_FRAME_HEAD.pack(_BODY_FRAME, channel, len(body)), body, _FRAME_END)
+        else:
+            for start in range(0, len(body), max_content_size):
+                chunk = body[start:start + max_content_size]
+                parts += (_FRAME_HEAD.pack(_BODY_FRAME, channel, len(chunk)), chunk, _FRAME_END)
+        return b"".join(parts)

@@ -187,6 +187,13 @@ def encode_json(obj: Any) -> bytes:
     return json.dumps(obj).encode()
 
 
+def command_body(command_string: str) -> bytes:
+    """``encode_json({"command_string": command_string})`` without the general encoder
+    (the same bytes: ``json.dumps`` writes a string with ``encode_basestring_ascii``)."""
+    return b'{"command_string": %s}' % _encode_string(command_string).encode()
+
+
+_encode_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 
@@ -304,7 +311,7 @@ class CommandMessage:
 
     def body(self) -> bytes:
         """JSON body ``{"command_string": ...}``."""
-        return encode_json({"command_string": self.command_string})
+        return command_body(self.command_string)
 
 
 def decode_command(

@@ -1,7 +1,10 @@
-"""Replies written as frames: the bytes aiormq would write, batched, confirmed, in order.
+"""Replies and commands written as frames: the bytes aiormq would write, batched,
+confirmed, in order.
 
 ``ReplyFrames`` encodes a clu reply from cached pieces; the bytes must be exactly those
-pamqp marshals for the same message (what aiormq's ``basic_publish`` writes). The
+pamqp marshals for the same message (what aiormq's ``basic_publish`` writes).
+``CommandFrames`` encodes the commander's commands: the bytes must be those of the
+``aio_pika.Message`` it published before (``command_to_message``, pamqp's marshal). The
 writer puts the replies started in one loop turn into one write, and each reply still
 gets its own confirm from the broker and arrives once, in order, with clu's headers.
 """
@@ -21,9 +24,9 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from bridge.amqp import writer
-from bridge.amqp.frames import ReplyFrames, _Clock
-from bridge.amqp.wire import incoming_reply
-from bridge.protocol.clu_messages import EXCHANGE_NAME
+from bridge.amqp.frames import CommandFrames, ReplyFrames, _Clock, new_message_id
+from bridge.amqp.wire import command_to_message, incoming_reply
+from bridge.protocol.clu_messages import EXCHANGE_NAME, CommandMessage, encode_json
 from tests.amqp.helpers import WAIT, amqp_connection
 from tests.support.aio import aio_test
 
@@ -60,6 +63,69 @@ def test_reply_frames_equal_pamqps_marshal(commander_id: str | None, command_id:
             got = frames.encode(channel, code, internal, data, "ab" * 16)
             assert got == pamqp_reply(channel, routing_key, code, commander_id, command_id,
                                       "shutter", internal, data, "ab" * 16, _Clock.second)
+
+
+def aio_pika_command(channel: int, max_content_size: int, command: CommandMessage,
+                     message_id: str) -> bytes:
+    """The frames of a command as the commander wrote them through aio-pika: its
+    ``aio_pika.Message`` (``command_to_message``), aiormq's message id, pamqp's marshal
+    of every frame (``writer.message_frames``, what ``AmqpChannel.publish`` writes)."""
+    message = command_to_message(command)
+    message.message_id = message_id
+    return writer.message_frames(channel, max_content_size, EXCHANGE_NAME,
+                                 f"command.{ACTOR}", message.body, message.properties,
+                                 mandatory=True)
+
+
+ACTOR = "shutter"
+LONG = "set text=" + "Zoë \"q\" \\ \t ☃ 😀 " * 9000  # 369 kB of JSON: 3 frames of 131,064
+
+
+@pytest.mark.parametrize("commander_id,command_id", [
+    ("relaybench.shutter", "0b6f3c1e-8c4e-4f7e-9d59-2a3b4c5d6e7f"),
+    ("APO.Zoë.camera.shutter", "7"),
+    ("x.shutter", "Zoë-ünïcode-id-" + "9" * 200),
+])
+@pytest.mark.parametrize("command_string", [
+    "ping", "status verbose", "say text=\"Zoë ☃\" \\ \x7f\x00 \ud800 end", LONG])
+@pytest.mark.parametrize("internal,write_to_log", [(False, True), (True, False), (True, True)])
+@pytest.mark.parametrize("reply_to", ["bridge_replies", None])
+def test_command_frames_equal_the_aio_pika_path(commander_id: str, command_id: str,
+                                                command_string: str, internal: bool,
+                                                write_to_log: bool,
+                                                reply_to: str | None) -> None:
+    command = CommandMessage(command_id=command_id, commander_id=commander_id,
+                             command_string=command_string, internal=internal,
+                             write_to_log=write_to_log, reply_to=reply_to)
+    assert command.body() == encode_json({"command_string": command_string})
+    frames = CommandFrames(EXCHANGE_NAME, f"command.{ACTOR}", commander_id, reply_to)
+    for channel in (1, 7, 1):  # the publish frame is cached per channel number
+        for size in (131_064, 4_088, 64):  # frame_max - 8 (RabbitMQ's default), small ones
+            message_id = new_message_id()
+            got = frames.encode(channel, size, command_id, command.body(), message_id,
+                                internal, write_to_log)
+            assert got == aio_pika_command(channel, size, command, message_id)
+
+
+def test_long_commands_span_body_frames() -> None:
+    command = CommandMessage(command_id="1", commander_id="a.shutter", command_string=LONG)
+    body = command.body()
+    assert len(body) > 131_064
+    data = CommandFrames(EXCHANGE_NAME, "command.shutter", "a.shutter", None).encode(
+        1, 131_064, "1", body, "ab" * 16)
+    frames, offset = [], 0
+    while offset < len(data):
+        used, _channel, frame = pamqp_frame.unmarshal(data[offset:])
+        offset += used
+        frames.append(frame)
+    pieces = -(-len(body) // 131_064)
+    assert pieces >= 2
+    assert [type(f).__name__ for f in frames] == ["Publish", "ContentHeader"] + [
+        "ContentBody"] * pieces
+    assert frames[0].mandatory is True and frames[0].routing_key == "command.shutter"
+    assert frames[1].body_size == len(body)
+    assert frames[1].properties.reply_to is None and frames[1].properties.timestamp is None
+    assert b"".join(f.value for f in frames[2:]) == body
 
 
 def test_each_reply_gets_a_new_message_id() -> None:
