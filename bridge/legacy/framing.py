@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Protocol
+from twisted.internet.tcp import Connection as _TcpConnection
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -32,6 +34,8 @@ DEFAULT_MAX_LINE_LENGTH = 64 * 1024
 SENT_AT_ONCE = 4
 #: Default bound of a server connection's unread output, in bytes.
 DEFAULT_MAX_UNSENT = 16 * 1024 * 1024
+#: Largest write sent straight on the socket (Twisted sends at most this much at a time).
+_SEND_LIMIT = _TcpConnection.SEND_LIMIT
 
 
 @implementer(IPushProducer)
@@ -75,6 +79,8 @@ class LineProtocol(Protocol):
         self._loop: asyncio.AbstractEventLoop | None = None  # looked up once
         self._gauge: _UnsentGauge | None = None
         self._dropped = False
+        #: The socket of a plain TCP transport, written to directly (see :meth:`_write`).
+        self._socket: socket.socket | None = None
 
     @property
     def unsent(self) -> int:
@@ -84,6 +90,8 @@ class LineProtocol(Protocol):
 
     # -- Twisted hooks -----------------------------------------------------------------
     def connectionMade(self) -> None:
+        if isinstance(self.transport, _TcpConnection):
+            self._socket = self.transport.socket
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)  # replies are small: never wait for Nagle (tron's 40 ms stall)
@@ -161,16 +169,67 @@ class LineProtocol(Protocol):
         Twisted buffers a write and sends it when the reactor next finds the socket
         writable, one event-loop turn later, so a relayed reply would wait for every
         other callback of that turn. The first :data:`SENT_AT_ONCE` writes of a turn
-        (a command's ``>``, a few ``i`` and its ``:``) ask the transport to send now
-        (what the reactor would do; what the socket does not take stays buffered and
-        goes out as usual). Later writes of the same turn stay buffered and go out
-        together on the next turn, in one system call: a burst of lines is not split
-        into one send each. Not while the connection is closing: then the reactor's own
-        write must see the buffer empty and close the connection.
+        (a command's ``>``, a few ``i`` and its ``:``) are sent now; what the socket
+        does not take stays buffered and goes out as usual. Later writes of the same
+        turn stay buffered and go out together on the next turn, in one system call: a
+        burst of lines is not split into one send each. Not while the connection is
+        closing: then the reactor's own write must see the buffer empty and close the
+        connection.
+
+        Sent now, on a TCP transport whose buffer is empty (nothing written before can
+        still be waiting): straight on its socket, without Twisted's ``write``, which
+        would register the socket for writing and ``doWrite`` unregister it again (two
+        ``epoll_ctl`` and a dozen calls per line). What the socket does not take (a
+        partial send, ``EAGAIN``) goes into Twisted's buffer, and so does everything on
+        an error (peer gone): the reactor's next ``doWrite`` reports it and closes the
+        connection, as when Twisted's own send fails. Otherwise (something already
+        buffered, another transport) the write goes through Twisted's buffer and, if
+        it is to be sent now, the transport's ``doWrite``.
         """
-        transport = self.transport
         if self._dropped:
             return
+        transport = self.transport
+        sent_now = self._sent_this_turn
+        if sent_now < SENT_AT_ONCE:
+            sock = self._socket
+            if sock is not None and not transport.dataBuffer \
+                    and not transport._tempDataLen and transport.connected \
+                    and not transport.disconnecting and not transport._writeDisconnecting \
+                    and not transport.TLS and len(data) <= _SEND_LIMIT:
+                if not sent_now:
+                    loop = self._loop
+                    if loop is None:
+                        loop = self._loop = asyncio.get_running_loop()
+                    loop.call_soon(self._next_turn)
+                self._sent_this_turn = sent_now + 1
+                try:
+                    sent = sock.send(data)
+                except OSError:  # EAGAIN, ENOBUFS: later; an error: the reactor reports it
+                    sent = 0
+                if sent == len(data):
+                    return
+                self._buffer_write(data[sent:] if sent else data)
+                return
+        if self._buffer_write(data):
+            return
+        if sent_now >= SENT_AT_ONCE or getattr(transport, "disconnecting", True) \
+                or not hasattr(transport, "doWrite"):
+            return
+        if not sent_now:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._next_turn)
+        self._sent_this_turn = sent_now + 1
+        # An error (peer gone) is left to the reactor: the writer stays registered, and
+        # its next doWrite reports it and closes the connection.
+        transport.doWrite()  # type: ignore[union-attr]
+
+    def _buffer_write(self, data: bytes) -> bool:
+        """Write ``data`` into the transport's buffer (the reactor sends it when the
+        socket is writable); True if the connection was dropped because its peer leaves
+        more than :attr:`max_unsent` bytes unread."""
+        transport = self.transport
         transport.write(data)  # type: ignore[union-attr]
         gauge = self._gauge
         if gauge is not None and gauge.paused:
@@ -179,19 +238,8 @@ class LineProtocol(Protocol):
                 self._dropped = True
                 self._guard(self.peer_not_reading, gauge.unsent)
                 transport.abortConnection()  # type: ignore[union-attr]
-                return
-        if self._sent_this_turn >= SENT_AT_ONCE or getattr(transport, "disconnecting", True) \
-                or not hasattr(transport, "doWrite"):
-            return
-        if not self._sent_this_turn:
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            loop.call_soon(self._next_turn)
-        self._sent_this_turn += 1
-        # An error (peer gone) is left to the reactor: the writer stays registered, and
-        # its next doWrite reports it and closes the connection.
-        transport.doWrite()  # type: ignore[union-attr]
+                return True
+        return False
 
     def _next_turn(self) -> None:
         self._sent_this_turn = 0

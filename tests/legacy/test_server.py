@@ -407,6 +407,107 @@ async def test_a_reply_is_sent_in_its_turn_and_a_burst_in_one_send() -> None:
         await server.stop()
 
 
+async def _held_command(server: LegacyServer, handler: RecordingHandler,
+                       sock: socket.socket) -> IncomingLegacyCommand:
+    """Send ``1 hold`` on ``sock`` and read up to its first reply (the greeting first)."""
+    sock.sendall(b"1 hold\n")
+    await _until(lambda: handler.held == 1)
+    received = b""
+    sock.setblocking(False)
+    while b"held=T" not in received:
+        await asyncio.sleep(0.01)
+        try:
+            received += sock.recv(65536)
+        except BlockingIOError:
+            pass
+    return handler.seen[-1]
+
+
+@aio_test
+async def test_what_the_socket_does_not_take_at_once_is_buffered_and_sent_in_order() -> None:
+    """A line is sent straight on the socket when nothing is buffered; what the socket
+    does not take (a partial send, then EAGAIN) stays in Twisted's buffer, and the lines
+    written after it go out behind it, in order, once the peer reads."""
+    from twisted.internet import reactor
+
+    handler = RecordingHandler()
+    server = await started(handler)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    try:
+        command = await _held_command(server, handler, sock)
+        transport = next(iter(server._users.values())).transport
+        transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        # Sent whole: nothing left in Twisted's buffer, the socket not registered for
+        # writing (a writer left registered would spin the reactor).
+        command.reply("i", {"small": 1})
+        assert not transport.dataBuffer and not transport._tempDataLen
+        assert transport not in reactor.getWriters()
+        big = "x" * 100_000
+        command.reply("i", {"big": big})  # more than the kernel takes while nobody reads
+        assert transport._tempDataLen or transport.dataBuffer, "all of it was sent?"
+        assert transport in reactor.getWriters()
+        for k in range(SENT_AT_ONCE + 2):  # behind the rest of the big line
+            command.reply("i", {"after": k})
+        handler.release.set()  # the command finishes: its : goes last
+        expected = (b"1 1 i small=1\n" + b"1 1 i big=" + big.encode() + b"\n"
+                    + b"".join(b"1 1 i after=%d\n" % k for k in range(SENT_AT_ONCE + 2))
+                    + b"1 1 : released=T\n")
+        received = b""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while len(received) < len(expected) and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+            try:
+                received += sock.recv(65536)
+            except BlockingIOError:
+                pass
+        assert received == expected
+        await _until(lambda: transport not in reactor.getWriters())
+        assert not transport.dataBuffer and not transport._tempDataLen
+    finally:
+        sock.close()
+        handler.release.set()
+        await server.stop()
+
+
+@aio_test
+async def test_a_reply_to_a_peer_that_reset_the_connection_is_dropped_and_it_closes(
+        caplog) -> None:
+    """The send fails (the peer reset the connection, the server has not read that yet):
+    the line is left to Twisted, whose next write reports the error and closes the
+    connection as for any lost peer; the server serves others on."""
+    handler = RecordingHandler()
+    server = await started(handler)
+    sock = socket.socket()
+    sock.connect(("127.0.0.1", server.port))
+    try:
+        command = await _held_command(server, handler, sock)
+        connection = next(iter(server._users.values()))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()  # RST, and no loop turn yet: the server still thinks it connected
+        assert connection.connected
+        with caplog.at_level(logging.ERROR):
+            line = b"1 1 i into=\"the void\"\n"
+            assert command.reply("i", {"into": "the void"})
+            # The send failed: the line waits in Twisted's buffer for the reactor's write.
+            transport = connection.transport
+            assert bytes(transport.dataBuffer) + b"".join(transport._tempDataBuffer) == line
+            await _until(lambda: server.num_users == 0)
+        assert not connection.connected
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        client = await LineClient.connect(server.port)
+        await client.read_greeting()
+        await client.send("2 echo still here")
+        assert code_of(await client.read_line()) == ":"
+        await client.close()
+    finally:
+        sock.close()
+        handler.release.set()
+        await server.stop()
+
+
 @aio_test
 async def test_a_line_written_while_the_connection_closes_is_sent_then_it_closes() -> None:
     handler = RecordingHandler()
