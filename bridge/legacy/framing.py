@@ -21,6 +21,9 @@ import logging
 import socket
 
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.main import CONNECTION_DONE as _CONNECTION_DONE
+from twisted.internet.main import CONNECTION_LOST as _CONNECTION_LOST
+from twisted.internet.posixbase import _NO_FILEDESC
 from twisted.internet.protocol import Protocol
 from twisted.internet.tcp import Connection as _TcpConnection
 from twisted.python.failure import Failure
@@ -92,6 +95,7 @@ class LineProtocol(Protocol):
     def connectionMade(self) -> None:
         if isinstance(self.transport, _TcpConnection):
             self._socket = self.transport.socket
+            self._read_directly()
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)  # replies are small: never wait for Nagle (tron's 40 ms stall)
@@ -240,6 +244,58 @@ class LineProtocol(Protocol):
                 transport.abortConnection()  # type: ignore[union-attr]
                 return True
         return False
+
+    def _read_directly(self) -> None:
+        """Have the event loop call :meth:`_read_ready` when the socket is readable.
+
+        The asyncio reactor registers a TCP connection's socket with a callback that
+        goes through ``callWithLogger`` (the log prefix in Twisted's context stack: a
+        dozen calls and dict copies per read) to ``_readOrWrite`` and ``doRead``.
+        The same registration, now with our callback, does what those do (see
+        :meth:`_read_ready`). Only where the reactor is the asyncio one and this protocol
+        is the transport's own (not wrapped); the reactor still owns the registration:
+        ``stopReading`` (a lost connection, ``pauseProducing``) removes it, and
+        ``startReading`` registers its own callback again.
+        """
+        transport = self.transport
+        reactor = transport.reactor  # type: ignore[union-attr]
+        loop = getattr(reactor, "_asyncioEventloop", None)
+        readers = getattr(reactor, "_readers", None)
+        if loop is None or not isinstance(readers, dict) \
+                or not hasattr(reactor, "_disconnectSelectable") \
+                or transport.protocol is not self:  # type: ignore[union-attr]
+            return
+        fd = readers.get(transport)
+        if fd is not None:
+            loop.add_reader(fd, self._read_ready)
+
+    def _read_ready(self) -> None:
+        """The socket is readable: Twisted's ``_readOrWrite(transport, read=True)`` with
+        ``tcp.Connection.doRead``, without the reactor's logging context. Reads up to the
+        transport's ``bufferSize``; nothing to read yet: wait; end of stream or an error:
+        the reactor disconnects the transport as its own read would have."""
+        transport = self.transport
+        sock = self._socket
+        if sock.fileno() == -1:  # type: ignore[union-attr]
+            why: Exception = _NO_FILEDESC
+        else:
+            try:
+                data = sock.recv(transport.bufferSize)  # type: ignore[union-attr]
+            except BlockingIOError:
+                return
+            except OSError:
+                why = _CONNECTION_LOST
+            else:
+                if data:
+                    try:
+                        self.dataReceived(data)
+                        return
+                    except Exception as exc:
+                        log.exception("%s: error while reading", self)
+                        why = exc
+                else:
+                    why = _CONNECTION_DONE
+        transport.reactor._disconnectSelectable(transport, why, True)  # type: ignore[union-attr]
 
     def _next_turn(self) -> None:
         self._sent_this_turn = 0

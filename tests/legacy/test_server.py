@@ -509,6 +509,56 @@ async def test_a_reply_to_a_peer_that_reset_the_connection_is_dropped_and_it_clo
 
 
 @aio_test
+async def test_reading_straight_from_the_event_loop_and_back_to_the_reactor(caplog) -> None:
+    """A connection's socket is read by the protocol's own event-loop callback (not the
+    reactor's logging wrapper); pausing and resuming the transport gives reading back to
+    the reactor, and lines are read either way; a bug in the framing drops the
+    connection with the error logged, as the reactor's read does."""
+    from twisted.internet import reactor
+
+    handler = RecordingHandler()
+    server = await started(handler)
+    client = await LineClient.connect(server.port)
+    try:
+        await client.read_greeting()
+        connection = next(iter(server._users.values()))
+        transport = connection.transport
+        assert transport in reactor.getReaders()
+        await client.send("1 echo direct")
+        assert code_of(await client.read_line()) == ":"
+        assert connection.server.num_users == 1
+        transport.pauseProducing()
+        assert transport not in reactor.getReaders()
+        await client.send("2 echo while paused")
+        await asyncio.sleep(0.1)
+        assert len(handler.seen) == 1  # not read while paused
+        transport.resumeProducing()  # the reactor's own callback from now on
+        assert transport in reactor.getReaders()
+        assert code_of(await client.read_line()) == ":"
+        assert len(handler.seen) == 2
+
+        second = await LineClient.connect(server.port)
+        await second.read_greeting()
+        await _until(lambda: server.num_users == 2)
+        other = server._users[2]
+
+        def broken(_data: bytes) -> None:
+            raise RuntimeError("framing bug")
+
+        other.dataReceived = broken
+        await second.send("3 echo boom")
+        await _until(lambda: server.num_users == 1)
+        assert "framing bug" in caplog.text
+        await second.close()
+        await client.send("4 echo still here")
+        lines = await client.read_until(lambda line: code_of(line) == ":")
+        assert "still here" in lines[-1]  # after the other user's UserInfo broadcasts
+    finally:
+        await client.close()
+        await server.stop()
+
+
+@aio_test
 async def test_a_line_written_while_the_connection_closes_is_sent_then_it_closes() -> None:
     handler = RecordingHandler()
     server = await started(handler)
