@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import deque
 from random import getrandbits
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds after a command ended during which its late replies are still known as ours.
 LATE_REPLY_GRACE = 10.0
+#: Seconds between two checks for ids to forget (an id is kept up to this much longer).
+FORGET_BATCH = 0.5
 
 
 class AmqpTarget:
@@ -47,6 +50,10 @@ class AmqpTarget:
         #: Others' commands that ended lately (sender, command id): their terminal reply
         #: is passed on once.
         self._ended_foreign: set[tuple[str | None, str]] = set()
+        #: (when to forget, command id) of our commands that ended, oldest first.
+        self._forget: deque[tuple[float, str]] = deque()
+        self._forget_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # looked up once
         commander.add_reply_listener(self._on_any_reply)
 
     @property
@@ -68,9 +75,11 @@ class AmqpTarget:
         # A version-4 UUID as clu's, from Python's PRNG (uuid4() reads os.urandom: a system
         # call per command; a command id is no secret).
         command_id = str(uuid.UUID(int=getrandbits(128), version=4))
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_event_loop()
         handle = CommandHandle(actor, text, commander=commander, command_id=command_id,
-                               callback=callback)
-        loop = asyncio.get_event_loop()
+                               callback=callback, loop=loop)
         try:
             self.commander.submit_command(
                 actor, text, commander_id=f"{commander}.{actor}" if commander else None,
@@ -80,14 +89,32 @@ class AmqpTarget:
             return handle
         self._ours.add(command_id)  # before any reply can arrive: it must not look foreign
         self._handles[command_id] = handle
-
-        def ended(_handle: CommandHandle) -> None:
-            self._handles.pop(command_id, None)
-            # Keep recognising late replies of a command that ended locally for a while.
-            loop.call_later(LATE_REPLY_GRACE, self._ours.discard, command_id)
-
-        handle.add_done_callback(ended)
+        handle.add_done_callback(self._ended)
         return handle
+
+    def _ended(self, handle: CommandHandle) -> None:
+        """One of our commands ended: keep recognising its late replies for a while
+        (LATE_REPLY_GRACE; one timer for all of them, not one per command)."""
+        command_id: str = handle.command_id  # type: ignore[assignment]
+        self._handles.pop(command_id, None)
+        loop = self._loop or asyncio.get_event_loop()
+        self._forget.append((loop.time() + LATE_REPLY_GRACE, command_id))
+        if self._forget_timer is None:
+            self._forget_timer = loop.call_at(self._forget[0][0], self._forget_expired)
+
+    def _forget_expired(self) -> None:
+        """Forget the ids of our commands that ended LATE_REPLY_GRACE ago or more; the
+        next check waits at least FORGET_BATCH, so that a steady stream of commands
+        costs one timer per FORGET_BATCH (an id is kept up to that much longer)."""
+        self._forget_timer = None
+        loop = self._loop or asyncio.get_event_loop()
+        now = loop.time()
+        forget, ours = self._forget, self._ours
+        while forget and forget[0][0] <= now:
+            ours.discard(forget.popleft()[1])
+        if forget:
+            self._forget_timer = loop.call_at(max(forget[0][0], now + FORGET_BATCH),
+                                              self._forget_expired)
 
     def add_reply_listener(self, listener: Callable[[Reply], Any],
                            sender: str | None = None) -> None:
