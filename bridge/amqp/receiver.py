@@ -8,7 +8,7 @@ handling) and changes only where the frames come from:
 
 * :class:`FrameReader` is an :class:`asyncio.StreamReader` whose ``feed_data`` --
   called by asyncio's stream protocol with each chunk the socket gave -- decodes
-  every complete frame of the chunk with pamqp (``pamqp.frame.unmarshal``) into a
+  every complete frame of the chunk (:func:`~bridge.amqp.decoding.decode_frame`: pamqp's objects) into a
   queue, keeping an incomplete tail for the next chunk;
 * :class:`BatchFrameReceiver` is aiormq's ``FrameReceiver`` for such a reader: its
   ``get_frame`` pops the next decoded frame and only waits when none is left;
@@ -38,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import aiormq.connection
-import pamqp.frame
+
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import AMQPConnectionError, InvalidFrameError, ProtocolSyntaxError
 from pamqp.body import ContentBody
@@ -53,14 +54,16 @@ from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 from yarl import URL
 
+from .decoding import decode_frame
+
 __all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "InlineConsumer",
+           "direct_writer",
            "deliver_inline", "install"]
 
 log = logging.getLogger(__name__)
 
 _AiormqFrameReceiver = aiormq.connection.FrameReceiver
 _HEADER = struct.Struct(">BHI")
-_unmarshal = pamqp.frame.unmarshal
 Deliver, Ack, Nack = Basic.Deliver, Basic.Ack, Basic.Nack
 #: Bytes of frame header and end marker around a frame's payload.
 _OVERHEAD = FRAME_HEADER_SIZE + 1
@@ -90,12 +93,16 @@ class FrameReader(asyncio.StreamReader):
         self.connection: Any = None
         #: How many frames :meth:`_dispatch` handled (the rest went through aiormq).
         self.dispatched = 0
+        #: The connection's writer (set by :class:`FrameTransportFactory`).
+        self.stream_writer: asyncio.StreamWriter | None = None
 
     def bind(self, connection: Any) -> None:
         """Let this reader dispatch hot frames of aiormq ``connection`` itself
         (:meth:`_dispatch`): a complete delivery to an :class:`InlineConsumer` and a
         publisher confirm, when nothing read before them is still waiting in a queue."""
         self.connection = connection
+        if self.stream_writer is not None:
+            _bound[connection.write_queue] = self
 
     # -- fed by asyncio's StreamReaderProtocol ---------------------------------------
 
@@ -126,7 +133,7 @@ class FrameReader(asyncio.StreamReader):
                            InvalidFrameError(f"frame end byte missing: {data[pos:end]!r}"))
                 break
             try:
-                _, _, frame = _unmarshal(data[pos:end])
+                frame = decode_frame(data, pos, end)
             except PAMQPException as exc:
                 self._fail(decoded, InvalidFrameError(str(exc)))
                 break
@@ -253,6 +260,33 @@ class FrameReader(asyncio.StreamReader):
                 await waiter
             finally:
                 self._frame_waiter = None
+
+
+#: The bound reader of each aiormq connection, by the connection's write queue.
+_bound: weakref.WeakKeyDictionary[asyncio.Queue[Any], FrameReader] = weakref.WeakKeyDictionary()
+
+
+def direct_writer(write_queue: asyncio.Queue[Any]) -> Callable[[bytes], bool] | None:
+    """For the aiormq connection that writes from ``write_queue`` (one opened by
+    :class:`FrameTransportFactory`): a function that writes bytes straight onto its
+    socket when that keeps their order -- aiormq's writer task waits for the queue with
+    nothing in it, so all that was queued before is written, and the connection is not
+    closing -- and returns False (nothing written) otherwise. None for other connections.
+    """
+    reader = _bound.get(write_queue)
+    if reader is None or reader.stream_writer is None:
+        return None
+    connection = reader.connection
+    transport = reader.stream_writer.transport
+
+    def write(data: bytes) -> bool:
+        if (write_queue._queue or not write_queue._getters  # type: ignore[attr-defined]
+                or connection.is_closed or transport.is_closing()):
+            return False
+        transport.write(data)
+        return True
+
+    return write
 
 
 def _waiting(queue: asyncio.Queue[Any]) -> bool:
@@ -398,7 +432,8 @@ class FrameTransportFactory(aiormq.connection.TransportFactory):
                 lambda: protocol, url.host, url.port, ssl=ssl, **kwargs)
         except OSError as exc:
             raise AMQPConnectionError(*exc.args) from exc
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+        writer = reader.stream_writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer
 
 
 def install() -> None:
