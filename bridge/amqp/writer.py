@@ -27,6 +27,7 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from .frames import new_message_id
+from .receiver import direct_writer
 
 __all__ = ["FrameWriter", "ack", "message_frames", "new_message_id", "publish",
            "publish_message", "usable_channel", "writer_for"]
@@ -60,18 +61,36 @@ class _Batch:
 
 
 class FrameWriter:
-    """Appends frames to one aiormq connection's write queue (one per queue)."""
+    """Appends frames to one aiormq connection's write queue (one per queue).
+
+    On a connection opened by :mod:`bridge.amqp.receiver`'s transport factory the first
+    write of an event-loop turn goes straight onto the socket when aiormq's writer task
+    is idle with nothing queued (:func:`~bridge.amqp.receiver.direct_writer`: the order
+    is kept), without the writer task's turn; the writes after it in the same turn are
+    batched in the queue as before, so a burst is still one socket write per turn.
+    """
 
     def __init__(self, queue: asyncio.Queue[Any]) -> None:
         self.queue = queue
         self._batch: _Batch | None = None
         self._putting: set[asyncio.Future[None]] = set()
+        self._direct = direct_writer(queue)
+        self._direct_this_turn = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` after everything written before (same order on the socket)."""
         batch = self._batch
         if batch is not None and not batch.taken:
             batch.parts.append(data)
+            return
+        direct = self._direct
+        if direct is not None and not self._direct_this_turn and direct(data):
+            self._direct_this_turn = True
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._next_turn)
             return
         batch = self._batch = _Batch(data)
         try:
@@ -80,6 +99,10 @@ class FrameWriter:
             put = asyncio.ensure_future(self.queue.put(batch))
             self._putting.add(put)
             put.add_done_callback(self._putting.discard)
+
+
+    def _next_turn(self) -> None:
+        self._direct_this_turn = False
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.Queue[Any], FrameWriter] = \
