@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from bridge.service.logs import NightFileHandler, Rotation, night_of, night_start
+from bridge.service.logs import (
+    FORMAT,
+    NightFileHandler,
+    Rotation,
+    SecondCachingFormatter,
+    night_of,
+    night_start,
+)
 
 # 2026-12-04T12:00:00Z is MJD 61378.5.
 NOON = 1796385600.0
@@ -56,3 +63,19 @@ def test_regular_file_in_the_way_is_kept(tmp_path):
     handler = NightFileHandler(tmp_path / "bridge.log", 0.3, clock=lambda: NOON)
     handler.close()
     assert (tmp_path / "bridge.log").read_text() == "old size-rotated log\n"
+
+
+def test_the_second_caching_formatter_writes_what_the_standard_one_writes():
+    """Records in the same second, across seconds and back: the same text."""
+    ours, standard = SecondCachingFormatter(FORMAT), logging.Formatter(FORMAT)
+    base = 1_764_900_000.0
+    for created in (base + 0.001, base + 0.5, base + 0.999, base + 1.0, base + 61.25,
+                    base + 0.75, base + 86_400.123):
+        record = logging.LogRecord("bridge.commands", logging.INFO, __file__, 1,
+                                   "ping %s", ("x",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
+    dated = SecondCachingFormatter("%(asctime)s %(message)s", datefmt="%H:%M")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    assert dated.format(record) == logging.Formatter("%(asctime)s %(message)s",
+                                                     datefmt="%H:%M").format(record)
