@@ -72,9 +72,16 @@ async def test_a_long_command_reaches_the_actor_whole(amqp_url: str) -> None:
 @aio_test
 async def test_a_confirm_that_does_not_come_in_time_fails_the_command(amqp_url: str) -> None:
     async with clu_actor(amqp_url, "cluactor"), commander(amqp_url, "slowcmdr") as cmdr:
-        cmdr.publish_timeout = 1e-6  # expires before any confirm can come back
+        cmdr.publish_timeout = 1e-6
+        # The confirm cannot come back in time: the commander's socket is not read
+        # until the timer has fired (the command itself is written at once).
+        reader = cmdr.connection.robust_connection.transport.connection \
+            ._transport_factory.bound
+        reader._transport.pause_reading()
         late = cmdr.submit_command("cluactor", "ping")
         assert not cmdr._publishing
+        await asyncio.sleep(0.05)
+        reader._transport.resume_reading()
         await late.wait(WAIT)
         assert late.failed and late.error == (
             "Could not send the command to 'cluactor': could not publish to "
