@@ -200,12 +200,7 @@ class LineProtocol(Protocol):
                     and not transport._tempDataLen and transport.connected \
                     and not transport.disconnecting and not transport._writeDisconnecting \
                     and not transport.TLS and len(data) <= _SEND_LIMIT:
-                if not sent_now:
-                    loop = self._loop
-                    if loop is None:
-                        loop = self._loop = asyncio.get_running_loop()
-                    loop.call_soon(self._next_turn)
-                self._sent_this_turn = sent_now + 1
+                self._count_sent(sent_now)
                 try:
                     sent = sock.send(data)
                 except OSError:  # EAGAIN, ENOBUFS: later; an error: the reactor reports it
@@ -219,12 +214,7 @@ class LineProtocol(Protocol):
         if sent_now >= SENT_AT_ONCE or getattr(transport, "disconnecting", True) \
                 or not hasattr(transport, "doWrite"):
             return
-        if not sent_now:
-            loop = self._loop
-            if loop is None:
-                loop = self._loop = asyncio.get_running_loop()
-            loop.call_soon(self._next_turn)
-        self._sent_this_turn = sent_now + 1
+        self._count_sent(sent_now)
         # An error (peer gone) is left to the reactor: the writer stays registered, and
         # its next doWrite reports it and closes the connection.
         transport.doWrite()  # type: ignore[union-attr]
@@ -296,6 +286,16 @@ class LineProtocol(Protocol):
                 else:
                     why = _CONNECTION_DONE
         transport.reactor._disconnectSelectable(transport, why, True)  # type: ignore[union-attr]
+
+    def _count_sent(self, sent_now: int) -> None:
+        """One more write sent at once this turn (``sent_now`` before it); the count
+        starts again on the next turn."""
+        if not sent_now:
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._next_turn)
+        self._sent_this_turn = sent_now + 1
 
     def _next_turn(self) -> None:
         self._sent_this_turn = 0
