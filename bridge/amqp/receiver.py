@@ -280,8 +280,7 @@ def direct_writer(write_queue: asyncio.Queue[Any]) -> Callable[[bytes], bool] | 
     transport = reader.stream_writer.transport
 
     def write(data: bytes) -> bool:
-        if (write_queue._queue or not write_queue._getters  # type: ignore[attr-defined]
-                or connection.is_closed or transport.is_closing()):
+        if not _waiting(write_queue) or connection.is_closed or transport.is_closing():
             return False
         transport.write(data)
         return True
@@ -290,9 +289,10 @@ def direct_writer(write_queue: asyncio.Queue[Any]) -> Callable[[bytes], bool] | 
 
 
 def _waiting(queue: asyncio.Queue[Any]) -> bool:
-    """True if ``queue`` is empty and its reader waits in ``get`` (aiormq's channel
-    reader, between frames: a delivery's content frames never interleave with others on
-    its channel, so a reader waiting inside a delivery never sees a method frame next)."""
+    """True if ``queue`` is empty and its reader waits in ``get``: aiormq's writer task
+    with everything queued before written, or a channel's reader between frames (a
+    delivery's content frames never interleave with others on its channel, so a reader
+    waiting inside a delivery never sees a method frame next)."""
     return not queue._queue and bool(queue._getters)  # type: ignore[attr-defined]
 
 
