@@ -86,7 +86,28 @@ class _Clock:
         return cls.encoded
 
 
-class ReplyFrames:
+class _PublishFrames:
+    """The ``Basic.Publish`` frame of every message one encoder makes, cached per
+    channel number."""
+
+    __slots__ = ("_routing", "_publish")
+
+    def __init__(self, exchange: str, routing_key: str, mandatory: bool) -> None:
+        self._routing = (exchange, routing_key, mandatory)
+        self._publish: tuple[int, bytes] | None = None
+
+    def publish_method(self, channel: int) -> bytes:
+        """The ``Basic.Publish`` frame (cached per channel number)."""
+        cached = self._publish
+        if cached is None or cached[0] != channel:
+            exchange, routing_key, mandatory = self._routing
+            cached = self._publish = (channel, pamqp_frame.marshal(
+                spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                                   mandatory=mandatory), channel))
+        return cached[1]
+
+
+class ReplyFrames(_PublishFrames):
     """Encodes the replies to one command (or the broadcasts of one sender).
 
     ``commander_id``/``command_id`` None make broadcasts (null header values, no
@@ -95,12 +116,11 @@ class ReplyFrames:
     header and one body frame (the caller keeps bodies below the frame size).
     """
 
-    __slots__ = ("_publish", "_ids", "_sender", "_tables", "_correlation", "_flags", "_routing")
+    __slots__ = ("_ids", "_sender", "_tables", "_correlation", "_flags")
 
     def __init__(self, exchange: str, routing_key: str, commander_id: str | None,
                  command_id: str | None, sender: str | None) -> None:
-        self._routing = (exchange, routing_key)
-        self._publish: tuple[int, bytes] | None = None
+        super().__init__(exchange, routing_key, mandatory=False)
         # pamqp writes a table's entries sorted by name: command_id, commander_id,
         # internal, message_code, sender.
         self._ids = table_entry("command_id", command_id) + table_entry("commander_id",
@@ -113,15 +133,6 @@ class ReplyFrames:
         else:
             self._correlation = b""
             self._flags = _REPLY_FLAGS
-
-    def publish_method(self, channel: int) -> bytes:
-        """The ``Basic.Publish`` frame (cached per channel number)."""
-        cached = self._publish
-        if cached is None or cached[0] != channel:
-            exchange, routing_key = self._routing
-            cached = self._publish = (channel, pamqp_frame.marshal(
-                spec.Basic.Publish(exchange=exchange, routing_key=routing_key), channel))
-        return cached[1]
 
     def _table(self, code: str, internal: bool) -> bytes:
         key = (code, internal)
@@ -168,7 +179,7 @@ def _short_string(value: str) -> bytes:
     return _SHORT.pack(len(data)) + data
 
 
-class CommandFrames:
+class CommandFrames(_PublishFrames):
     """Encodes the commands one commander id sends to one actor (``routing_key``
     ``command.<actor>``), with ``reply_to`` the commander's replies queue (None: no
     ``reply_to``). :meth:`encode` returns every frame of one command for channel
@@ -178,12 +189,11 @@ class CommandFrames:
     commands need there).
     """
 
-    __slots__ = ("_routing", "_publish", "_commander", "_tail", "_flags", "binding")
+    __slots__ = ("_commander", "_tail", "_flags", "binding")
 
     def __init__(self, exchange: str, routing_key: str, commander_id: str,
                  reply_to: str | None, mandatory: bool = True) -> None:
-        self._routing = (exchange, routing_key, mandatory)
-        self._publish: tuple[int, bytes] | None = None
+        super().__init__(exchange, routing_key, mandatory)
         # pamqp writes a table's entries sorted by name: command_id, commander_id,
         # internal, write_to_log (clu's own order too).
         self._commander = table_entry("commander_id", commander_id)
@@ -194,16 +204,6 @@ class CommandFrames:
             self._tail = b""
             self._flags = _COMMAND_FLAGS
         self.binding: Any = None
-
-    def publish_method(self, channel: int) -> bytes:
-        """The ``Basic.Publish`` frame (cached per channel number)."""
-        cached = self._publish
-        if cached is None or cached[0] != channel:
-            exchange, routing_key, mandatory = self._routing
-            cached = self._publish = (channel, pamqp_frame.marshal(
-                spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
-                                   mandatory=mandatory), channel))
-        return cached[1]
 
     def encode(self, channel: int, max_content_size: int, command_id: str, body: bytes,
                message_id: str, internal: bool = False, write_to_log: bool = True) -> bytes:
