@@ -442,9 +442,9 @@ class AmqpCommander:
         return confirmation
 
     def _publish_failed(self, handle: CommandHandle, message: CommandMessage,
-                        exc: BaseException) -> None:
-        """End ``handle`` for a publish that failed with ``exc`` (:meth:`_publish`'s
-        failures, for :meth:`_publish_now`)."""
+                        exc: BaseException) -> asyncio.Task[None] | None:
+        """End ``handle`` for a publish that failed with ``exc``; for a command nothing
+        was bound for, also publish clu's routing failure (the task returned)."""
         actor = handle.actor
         if isinstance(exc, Unroutable):
             body = routing_failure_body(actor)
@@ -452,10 +452,12 @@ class AmqpCommander:
             task = asyncio.ensure_future(self._publish_routing_failure(message, actor, body))
             self._publishing.add(task)
             task.add_done_callback(self._publishing.discard)
+            return task
         elif isinstance(exc, AmqpUnavailable):
             handle.fail(f"Could not send the command to {actor!r}: {exc}")
         else:
             handle.fail(f"Could not send the command to {actor!r}: {exc!r}")
+        return None
 
     async def _publish(self, handle: CommandHandle, message: CommandMessage) -> None:
         """Publish the command (mandatory); any failure ends ``handle`` with ``f``."""
@@ -476,14 +478,10 @@ class AmqpCommander:
                 timeout=self.publish_timeout,
                 retry=False,
             )
-        except Unroutable:
-            body = routing_failure_body(actor)
-            handle.fail(body["error"])
-            await self._publish_routing_failure(message, actor, body)
-        except AmqpUnavailable as exc:
-            handle.fail(f"Could not send the command to {actor!r}: {exc}")
         except Exception as exc:
-            handle.fail(f"Could not send the command to {actor!r}: {exc!r}")
+            routing_failure = self._publish_failed(handle, message, exc)
+            if routing_failure is not None:
+                await routing_failure
 
     async def _watch_actors(self) -> None:
         """Fail the commands of an actor that went away (its commands queue has no consumer).
