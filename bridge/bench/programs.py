@@ -204,6 +204,33 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def threads_cpu_ns(pid: int) -> dict[int, int] | None:
+    """Nanoseconds on a CPU of each live thread of process ``pid``, by thread id, from
+    ``/proc/PID/task/*/schedstat`` (the scheduler's own count, not ``stat``'s 10 ms
+    ticks); None if unknown. A thread that ended is missing: compare the thread ids of
+    two readings (:func:`cpu_seconds_between`)."""
+    out: dict[int, int] = {}
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                out[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+            except FileNotFoundError:  # the thread ended while we read
+                continue
+    except (OSError, IndexError, ValueError):
+        return None
+    return out or None
+
+
+def cpu_seconds_between(before: dict[int, int] | None, after: dict[int, int] | None,
+                        ) -> float | None:
+    """CPU seconds used between two :func:`threads_cpu_ns` readings, or None when a thread
+    of the first is gone from the second (its time would be lost) or a reading is
+    missing; the caller falls back to :func:`process_cpu_seconds`."""
+    if before is None or after is None or not before.keys() <= after.keys():
+        return None
+    return (sum(after.values()) - sum(before.values())) / 1e9
+
+
 def rss_kb(pid: int, field_name: str = "VmRSS") -> int:
     """``VmRSS`` (or ``VmHWM``, the peak) of process ``pid``, in kB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:

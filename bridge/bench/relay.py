@@ -75,7 +75,9 @@ from .programs import (
     BenchError,
     Program,
     child_environment,
+    cpu_seconds_between,
     process_cpu_seconds,
+    threads_cpu_ns,
     python_module,
     start_private_broker,
     state_dir,
@@ -205,11 +207,22 @@ class RelayResult:
                 out[f"{num}/{den}"] = n.median / d.median
         return out
 
+    def run_ratios(self) -> dict[str, list[float]]:
+        """The same ratios run by run (run i of one path over run i of the other, measured
+        minutes apart at most): the goal is <= 1 in every run, not only in the medians."""
+        out = {}
+        for num, den in RATIOS:
+            n, d = self.row(num, ROUND_TRIP), self.row(den, ROUND_TRIP)
+            if n is not None and d is not None:
+                out[f"{num}/{den}"] = [x / y for x, y in zip(n.runs, d.runs)]
+        return out
+
     def goals(self) -> dict[str, bool]:
         """Whether each goal of the relay is met in this run. The reply-stream goals are
         the bridge's (legacy actor -> AMQP), so they are judged with the raw consumer; the
         clu client's own limit is in the table beside it."""
-        out = {f"round trip {k} <= 1": v <= 1.0 for k, v in self.ratios().items()}
+        out = {f"round trip {k} <= 1 in every run": max(v) <= 1.0
+               for k, v in self.run_ratios().items()}
         floor = self.row("e", RAW_STREAM)
         for path in ("b-ours",):
             row = self.row(path, RAW_STREAM)
@@ -234,6 +247,7 @@ class RelayResult:
     def as_dict(self) -> dict[str, Any]:
         return {"settings": self.settings, "machine": self.machine,
                 "rows": [r.as_dict() for r in self.rows], "ratios": self.ratios(),
+                "run_ratios": self.run_ratios(),
                 "goals": self.goals()}
 
 
@@ -255,6 +269,9 @@ def format_relay(result: RelayResult) -> str:
     if ratios:
         lines.append("round-trip ratios (median / median; below 1 = faster than (a)): "
                      + ", ".join(f"({k.replace('/', ')/(')}) {v:.2f}" for k, v in ratios.items()))
+        lines.append("run by run: " + "; ".join(
+            f"({k.replace('/', ')/(')}) " + " ".join(f"{x:.2f}" for x in v)
+            for k, v in result.run_ratios().items()))
     for name, met in result.goals().items():
         lines.append(f"goal {name}: {'met' if met else 'NOT met'}")
     for path, what in (("e", "floor of the relay: a publisher alone, the bridge's way"),
@@ -478,14 +495,22 @@ class _BridgeCpu:
     def __init__(self, peers: Peers) -> None:
         popen = peers.programs["bridge"].popen
         self.pid = popen.pid if popen is not None else None
+        self.threads = threads_cpu_ns(self.pid) if self.pid else None
         self.start = process_cpu_seconds(self.pid) if self.pid else None
 
     def per(self, operations: int) -> float | None:
-        """Microseconds of bridge CPU per operation since this object was made."""
-        end = process_cpu_seconds(self.pid) if self.pid else None
-        if self.start is None or end is None or operations <= 0:
+        """Microseconds of bridge CPU per operation since this object was made: the
+        scheduler's nanosecond count of each thread, or ``/proc/PID/stat``'s clock ticks
+        (10 ms: 33 us per command over 300) when a thread ended in between."""
+        if not self.pid or operations <= 0:
             return None
-        return (end - self.start) / operations * 1e6
+        seconds = cpu_seconds_between(self.threads, threads_cpu_ns(self.pid))
+        if seconds is None:
+            end = process_cpu_seconds(self.pid)
+            if self.start is None or end is None:
+                return None
+            seconds = end - self.start
+        return seconds / operations * 1e6
 
 
 def machine_info() -> dict[str, Any]:

@@ -52,7 +52,12 @@ def test_every_row_has_positive_finite_numbers() -> None:
             assert row["unit"] == "replies/s"
     assert set(result["ratios"]) == {"b/a", "c/a", "b-ours/a"}
     assert all(_positive(v) for v in result["ratios"].values())
+    assert set(result["run_ratios"]) == set(result["ratios"])
+    for key, values in result["run_ratios"].items():
+        num, den = (rows[p, "round trip"] for p in key.split("/"))
+        assert values == [x / y for x, y in zip(num["runs"], den["runs"])], key
     assert set(result["goals"]) and all(isinstance(v, bool) for v in result["goals"].values())
+    assert "round trip c/a <= 1 in every run" in result["goals"]
 
 
 def _leftovers(state: Path) -> list[int]:
