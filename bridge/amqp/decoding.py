@@ -126,11 +126,9 @@ def _header(data: bytes, pos: int, stop: int) -> Any:
             value = data[pos]
             pos += 1
         elif kind == "table":
-            used, value = decode.field_table(data[pos:stop])
-            pos += used
+            pos, value = _table(data, pos, stop)
         else:  # timestamp
-            used, value = decode.by_type(data[pos:pos + 8], kind)
-            pos += used
+            pos, value = _timestamp(data, pos)
         if pos > stop:
             raise ValueError("content header truncated")
         setattr(properties, name, value)
@@ -140,3 +138,57 @@ def _header(data: bytes, pos: int, stop: int) -> Any:
     header.body_size = body_size
     header.properties = properties
     return header
+
+
+_S, _T, _V, _NUL = b"S"[0], b"t"[0], b"V"[0], 0
+_embedded_value = decode.embedded_value
+
+
+def _table(data: bytes, pos: int, stop: int) -> tuple[int, dict[str, Any]]:
+    """A field table, as ``decode.field_table(data[pos:stop])`` decodes it: long strings,
+    booleans and voids (every value of clu's headers) here, any other value by pamqp's
+    ``embedded_value`` on the same bytes pamqp would give it. Anything irregular (an
+    entry past the table's end, bad UTF-8) raises, and the frame goes to pamqp."""
+    end = pos + 4 + _INDEX.unpack_from(data, pos)[0]
+    if end > stop:
+        raise ValueError("field table past the frame's end")
+    pos += 4
+    out: dict[str, Any] = {}
+    while pos < end:
+        after = pos + 1 + data[pos]
+        key = data[pos + 1:after].decode("utf-8")
+        kind = data[after]
+        pos = after + 1
+        if kind == _S:
+            after = pos + 4 + _INDEX.unpack_from(data, pos)[0]
+            value: Any = data[pos + 4:after].decode("utf-8")
+            pos = after
+        elif kind == _T:
+            value = data[pos] != 0
+            pos += 1
+        elif kind == _V or kind == _NUL:
+            value = None
+        else:
+            used, value = _embedded_value(data[after:stop])
+            pos = after + used
+        if pos > end:
+            raise ValueError("field table entry past the table's end")
+        out[key] = value
+    return end, out
+
+
+_last_timestamp: tuple[bytes, Any] = (b"", None)
+
+
+def _timestamp(data: bytes, pos: int) -> tuple[int, Any]:
+    """A timestamp as pamqp decodes it (an aware UTC datetime), the one of the last call
+    again when the 8 bytes are the same (replies within one second: datetimes are
+    immutable)."""
+    global _last_timestamp
+    raw = data[pos:pos + 8]
+    last = _last_timestamp
+    if raw == last[0]:
+        return pos + 8, last[1]
+    used, value = decode.timestamp(raw)
+    _last_timestamp = (raw, value)
+    return pos + used, value

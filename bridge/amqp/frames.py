@@ -51,6 +51,36 @@ def table_entry(name: str, value: Any) -> bytes:
     return encode.field_table({name: value})[4:]
 
 
+#: Encoded ``name: value`` entries of the headers that repeat (sender, commander id):
+#: bounded, emptied when full (a bridge sees a bounded set of names).
+_ENTRIES: dict[tuple[str, Any], bytes] = {}
+_ENTRIES_MAX = 4096
+
+
+def _cached_entry(name: str, value: str | None) -> bytes:
+    """:func:`table_entry` of a string or null header value, from a cache."""
+    key = (name, value)
+    entry = _ENTRIES.get(key)
+    if entry is None:
+        if len(_ENTRIES) >= _ENTRIES_MAX:
+            _ENTRIES.clear()
+        entry = _ENTRIES[key] = table_entry(name, value)
+    return entry
+
+
+def _string_entry(key: bytes, value: str | None) -> bytes:
+    """A table entry of a string (``S``) or null (``V``) value, as pamqp encodes it;
+    ``key`` is the name already encoded as a short string."""
+    if value is None:
+        return key + b"V"
+    data = value.encode("utf-8")
+    return key + b"S" + _LONG.pack(len(data)) + data
+
+
+_LONG = struct.Struct(">I")
+_COMMAND_ID_NAME = encode.short_string("command_id")
+
+
 def table(entries: bytes) -> bytes:
     """A field table made of encoded entries (:func:`table_entry`)."""
     return encode.long_int(len(entries)) + entries
@@ -86,9 +116,26 @@ class _Clock:
         return cls.encoded
 
 
+#: Marshalled ``Basic.Publish`` frames by (exchange, routing key, mandatory, channel):
+#: bounded like :data:`_ENTRIES` (one per commander's replies routing key and channel).
+_PUBLISH_METHODS: dict[tuple[str, str, bool, int], bytes] = {}
+
+
+def _publish_method(exchange: str, routing_key: str, mandatory: bool, channel: int) -> bytes:
+    key = (exchange, routing_key, mandatory, channel)
+    frame = _PUBLISH_METHODS.get(key)
+    if frame is None:
+        if len(_PUBLISH_METHODS) >= _ENTRIES_MAX:
+            _PUBLISH_METHODS.clear()
+        frame = _PUBLISH_METHODS[key] = pamqp_frame.marshal(
+            spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                               mandatory=mandatory), channel)
+    return frame
+
+
 class _PublishFrames:
     """The ``Basic.Publish`` frame of every message one encoder makes, cached per
-    channel number."""
+    channel number (and across encoders with the same routing)."""
 
     __slots__ = ("_routing", "_publish")
 
@@ -100,10 +147,7 @@ class _PublishFrames:
         """The ``Basic.Publish`` frame (cached per channel number)."""
         cached = self._publish
         if cached is None or cached[0] != channel:
-            exchange, routing_key, mandatory = self._routing
-            cached = self._publish = (channel, pamqp_frame.marshal(
-                spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
-                                   mandatory=mandatory), channel))
+            cached = self._publish = (channel, _publish_method(*self._routing, channel))
         return cached[1]
 
 
@@ -123,12 +167,16 @@ class ReplyFrames(_PublishFrames):
         super().__init__(exchange, routing_key, mandatory=False)
         # pamqp writes a table's entries sorted by name: command_id, commander_id,
         # internal, message_code, sender.
-        self._ids = table_entry("command_id", command_id) + table_entry("commander_id",
-                                                                        commander_id)
-        self._sender = table_entry("sender", sender)
+        ids = _string_entry(_COMMAND_ID_NAME, command_id) \
+            if command_id is None or command_id.__class__ is str \
+            else table_entry("command_id", command_id)
+        self._ids = ids + _cached_entry("commander_id", commander_id)
+        self._sender = _cached_entry("sender", sender)
         self._tables: dict[tuple[str, bool], bytes] = {}
         if command_id is not None:
-            self._correlation = encode.short_string(str(command_id))
+            correlation = str(command_id)
+            self._correlation = _short_string(correlation) if len(correlation) < 64 \
+                else encode.short_string(correlation)
             self._flags = _REPLY_FLAGS | _CORRELATION
         else:
             self._correlation = b""
@@ -166,7 +214,6 @@ _COMMAND_FLAGS = (_FLAGS["content_type"] | _FLAGS["headers"] | _FLAGS["delivery_
                   | _FLAGS["priority"] | _FLAGS["correlation_id"] | _FLAGS["message_id"])
 _REPLY_TO = _FLAGS["reply_to"]
 _SHORT = struct.Struct(">B")
-_LONG = struct.Struct(">I")
 _COMMAND_ID_KEY = encode.short_string("command_id") + b"S"
 _COMMAND_FLAG_ENTRIES = {
     (internal, log): table_entry("internal", internal) + table_entry("write_to_log", log)

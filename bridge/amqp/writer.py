@@ -16,6 +16,7 @@ what the broker confirms by.
 from __future__ import annotations
 
 import asyncio
+import struct
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from pamqp import frame as pamqp_frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
+from .. import writes
 from .frames import new_message_id
 from .receiver import direct_writer
 
@@ -68,6 +70,8 @@ class FrameWriter:
     is idle with nothing queued (:func:`~bridge.amqp.receiver.direct_writer`: the order
     is kept), without the writer task's turn; the writes after it in the same turn are
     batched in the queue as before, so a burst is still one socket write per turn.
+    Inside a :class:`bridge.writes.held` stretch (a legacy read of several reply lines)
+    what is written is kept and written in one piece when the stretch ends.
     """
 
     def __init__(self, queue: asyncio.Queue[Any]) -> None:
@@ -77,12 +81,21 @@ class FrameWriter:
         self._direct = direct_writer(queue)
         self._direct_this_turn = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._held: list[bytes] | None = None
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` after everything written before (same order on the socket)."""
         batch = self._batch
         if batch is not None and not batch.taken:
             batch.parts.append(data)
+            return
+        if writes._depth:  # a held stretch (bridge.writes): one write when it ends
+            held = self._held
+            if held is None:
+                self._held = [data]
+                writes.defer(self._flush_held)
+            else:
+                held.append(data)
             return
         direct = self._direct
         if direct is not None and not self._direct_this_turn and direct(data):
@@ -103,6 +116,11 @@ class FrameWriter:
 
     def _next_turn(self) -> None:
         self._direct_this_turn = False
+
+    def _flush_held(self) -> None:
+        held, self._held = self._held, None
+        if held:
+            self.write(b"".join(held))
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.Queue[Any], FrameWriter] = \
@@ -159,8 +177,16 @@ def ack(channel: aiormq.Channel, delivery_tag: int) -> None:
     coroutine that waits for aiormq's writer to send it; nothing here needs to wait)."""
     if channel.is_closed:
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} is closed")
-    writer_for(channel).write(pamqp_frame.marshal(spec.Basic.Ack(delivery_tag=delivery_tag),
-                                                  channel.number))
+    writer_for(channel).write(ack_frame(channel.number, delivery_tag))
+
+
+_ACK_FRAME = struct.Struct(">BHIHHQBB")
+
+
+def ack_frame(channel_number: int, delivery_tag: int) -> bytes:
+    """The ``Basic.Ack`` frame (single, not multiple) pamqp marshals for ``delivery_tag``
+    on channel ``channel_number``: method frame of 13 bytes, class 60, method 80."""
+    return _ACK_FRAME.pack(1, channel_number, 13, 60, 80, delivery_tag, 0, 0xCE)
 
 
 def message_frames(channel_number: int, max_content_size: int, exchange: str,

@@ -29,6 +29,8 @@ from twisted.internet.tcp import Connection as _TcpConnection
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .. import writes
+
 log = logging.getLogger(__name__)
 
 #: Default limit for one line, in bytes (the asyncio stream limit clu has).
@@ -117,16 +119,24 @@ class LineProtocol(Protocol):
             data = data[end + 1:]
         lines = (self._buffer + data).split(eol)
         self._buffer = lines.pop()
-        for raw in lines:
-            if len(raw) > self.max_line_length:
-                self._report_too_long(len(raw))
-                continue
-            self._deliver(raw)
+        if len(lines) > 1:  # what the lines make the bridge write leaves together
+            with writes.held():
+                self._deliver_all(lines)
+        else:
+            self._deliver_all(lines)
         if len(self._buffer) > self.max_line_length:
             size = len(self._buffer)
             self._buffer = b""
             self._discarding = True
             self._report_too_long(size)
+
+    def _deliver_all(self, lines: list[bytes]) -> None:
+        max_length = self.max_line_length
+        for raw in lines:
+            if len(raw) > max_length:
+                self._report_too_long(len(raw))
+                continue
+            self._deliver(raw)
 
     def connectionLost(self, reason: Failure = Failure(ConnectionError("closed"))) -> None:
         self.connection_lost(reason)

@@ -142,3 +142,49 @@ def test_bad_utf8_is_left_to_pamqp() -> None:
         pamqp_frame.unmarshal(data)
     with pytest.raises(PAMQPException):
         decode_frame(data, 0, len(data))
+
+
+def _header_with_table(entries: bytes) -> bytes:
+    """A content header frame whose only property is a headers table of raw ``entries``."""
+    flags = spec.Basic.Properties.flags["headers"]
+    payload = (b"\x00\x3c\x00\x00" + (5).to_bytes(8, "big") + flags.to_bytes(2, "big")
+               + len(entries).to_bytes(4, "big") + entries)
+    return b"\x02\x00\x01" + len(payload).to_bytes(4, "big") + payload + b"\xce"
+
+
+@pytest.mark.parametrize("entries", [
+    b"\x01aS\x00\x00\x00\x02\xff\xfe",  # not UTF-8: pamqp gives bytes
+    b"\x01a\x00\x01bV\x01ct\x02",  # NUL and V are void; any non-zero octet is true
+    b"\x01aI\x00\x00\x00\x07\x01bF\x00\x00\x00\x00",  # others go to pamqp's decoders
+    b"\x01aS\x00\x00\x00\x09abc",  # a string past the table's end (and the frame's)
+])
+def test_irregular_header_tables_decode_as_pamqp_decodes_them(entries: bytes) -> None:
+    data = _header_with_table(entries)
+    try:
+        theirs = pamqp_frame.unmarshal(data)[2]
+    except Exception as exc:  # pamqp refuses it: so must we, the same way
+        with pytest.raises(type(exc)):
+            decode_frame(data, 0, len(data))
+        return
+    assert_same(decode_frame(data, 0, len(data)), theirs)
+
+
+def test_clu_headers_are_decoded_without_falling_back_to_pamqp(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.amqp import decoding
+
+    header = ContentHeader(0, 17, spec.Basic.Properties(
+        content_type="text/json", headers={"command_id": "7", "commander_id": "a.b",
+                                           "internal": False, "message_code": "i",
+                                           "sender": None},
+        timestamp=datetime.datetime(2026, 12, 5, tzinfo=datetime.UTC)))
+    data = pamqp_frame.marshal(header, 1)
+    expected = pamqp_frame.unmarshal(data)[2]
+
+    def refuse(_data: bytes) -> Any:
+        raise AssertionError("fell back to pamqp")
+
+    monkeypatch.setattr(decoding, "_unmarshal", refuse)
+    monkeypatch.setattr(decoding, "_embedded_value", refuse)
+    for _ in range(2):  # the second time with the cached timestamp
+        assert_same(decode_frame(data, 0, len(data)), expected)

@@ -178,3 +178,73 @@ async def test_replies_of_one_turn_share_a_write_and_each_is_confirmed_in_order(
         ("frames.test", "c1", "me", False)}
     assert [d.message_code for d in decoded] == ["i"] * (REPLIES - 1) + [":"]
     assert len({m.header.properties.message_id for m in received}) == REPLIES
+
+
+@aio_test
+async def test_replies_of_a_held_stretch_leave_in_one_socket_write(amqp_url: str) -> None:
+    """``bridge.writes.held`` (a legacy read of several reply lines): the replies it
+    publishes are one write on the socket, even the first of the turn (which would
+    otherwise go out at once on its own), and each is confirmed and arrives in order."""
+    from bridge import writes
+
+    received: list[DeliveredMessage] = []
+    all_in = asyncio.get_running_loop().create_future()
+
+    async def on_message(message: DeliveredMessage) -> None:
+        received.append(message)
+        if len(received) == 3 and not all_in.done():
+            all_in.set_result(None)
+
+    async with amqp_connection(amqp_url) as conn:
+        channel = await conn.open_channel()
+        await channel.declare_exclusive_queue("held_test", ["reply.held.#"], on_message,
+                                              no_ack=True)
+        underlay = writer.usable_channel(channel.channel)
+        assert underlay is not None
+        frame_writer = writer.writer_for(underlay)
+        direct = frame_writer._direct
+        assert direct is not None  # the bridge's connection: first writes go straight out
+        await asyncio.sleep(0.05)  # a new turn, aiormq's writer idle
+        writes_seen: list[bytes] = []
+
+        def counted(data: bytes) -> bool:
+            done = direct(data)
+            if done:
+                writes_seen.append(data)
+            return done
+
+        frame_writer._direct = counted
+        queue = underlay.write_queue
+        try:
+            frames = ReplyFrames(EXCHANGE_NAME, "reply.held.test", "held.test", "c1", "me")
+            with writes.held():
+                confirms = [channel.publish_frames_nowait(
+                    frames, code, False, json.dumps({"index": i}).encode())
+                    for i, code in enumerate(">i:")]
+                assert writes_seen == [] and queue.empty()
+            assert len(writes_seen) == 1 and queue.empty()
+        finally:
+            frame_writer._direct = direct
+        results = await asyncio.wait_for(asyncio.gather(*confirms), WAIT)  # type: ignore[arg-type]
+        assert all(isinstance(r, spec.Basic.Ack) for r in results)
+        await asyncio.wait_for(all_in, WAIT)
+        await conn.release_channel(channel)
+    assert [incoming_reply(m).body["index"] for m in received] == [0, 1, 2]
+
+
+@pytest.mark.parametrize("channel,tag", [(1, 1), (4, 59), (65535, 2 ** 63 - 1)])
+def test_ack_frame_equals_pamqps_marshal(channel: int, tag: int) -> None:
+    assert writer.ack_frame(channel, tag) == pamqp_frame.marshal(
+        spec.Basic.Ack(delivery_tag=tag), channel)
+
+
+def test_reply_frames_of_many_commands_reuse_the_encoded_parts() -> None:
+    """The Basic.Publish of a routing key is encoded once for every command's replies,
+    and each command's frames are still exactly pamqp's."""
+    a = ReplyFrames(EXCHANGE_NAME, "reply.x.y", "x.y", "1", "shutter")
+    b = ReplyFrames(EXCHANGE_NAME, "reply.x.y", "x.y", "2", "shutter")
+    assert a.publish_method(3) is b.publish_method(3)
+    for frames, command_id in ((a, "1"), (b, "2")):
+        data = frames.encode(3, ":", False, b"{}", "m" * 32)
+        assert data == pamqp_reply(3, "reply.x.y", ":", "x.y", command_id, "shutter", False,
+                                   b"{}", "m" * 32, _Clock.second)
