@@ -20,6 +20,7 @@ no timestamp; ``tests/amqp/test_frames.py`` compares them with that path's bytes
 
 from __future__ import annotations
 
+import functools
 import struct
 import time
 from random import getrandbits
@@ -51,21 +52,15 @@ def table_entry(name: str, value: Any) -> bytes:
     return encode.field_table({name: value})[4:]
 
 
-#: Encoded ``name: value`` entries of the headers that repeat (sender, commander id):
-#: bounded, emptied when full (a bridge sees a bounded set of names).
-_ENTRIES: dict[tuple[str, Any], bytes] = {}
-_ENTRIES_MAX = 4096
+#: Size of the caches of encoded parts that repeat across commands (a bridge sees a
+#: bounded set of senders, commanders and routing keys).
+_CACHED = 4096
 
 
+@functools.lru_cache(maxsize=_CACHED)
 def _cached_entry(name: str, value: str | None) -> bytes:
-    """:func:`table_entry` of a string or null header value, from a cache."""
-    key = (name, value)
-    entry = _ENTRIES.get(key)
-    if entry is None:
-        if len(_ENTRIES) >= _ENTRIES_MAX:
-            _ENTRIES.clear()
-        entry = _ENTRIES[key] = table_entry(name, value)
-    return entry
+    """:func:`table_entry` of a header value that repeats (sender, commander id)."""
+    return table_entry(name, value)
 
 
 def _string_entry(key: bytes, value: str | None) -> bytes:
@@ -116,21 +111,11 @@ class _Clock:
         return cls.encoded
 
 
-#: Marshalled ``Basic.Publish`` frames by (exchange, routing key, mandatory, channel):
-#: bounded like :data:`_ENTRIES` (one per commander's replies routing key and channel).
-_PUBLISH_METHODS: dict[tuple[str, str, bool, int], bytes] = {}
-
-
+@functools.lru_cache(maxsize=_CACHED)
 def _publish_method(exchange: str, routing_key: str, mandatory: bool, channel: int) -> bytes:
-    key = (exchange, routing_key, mandatory, channel)
-    frame = _PUBLISH_METHODS.get(key)
-    if frame is None:
-        if len(_PUBLISH_METHODS) >= _ENTRIES_MAX:
-            _PUBLISH_METHODS.clear()
-        frame = _PUBLISH_METHODS[key] = pamqp_frame.marshal(
-            spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
-                               mandatory=mandatory), channel)
-    return frame
+    """The marshalled ``Basic.Publish`` frame (one per replies routing key and channel)."""
+    return pamqp_frame.marshal(spec.Basic.Publish(exchange=exchange, routing_key=routing_key,
+                                                  mandatory=mandatory), channel)
 
 
 class _PublishFrames:
@@ -214,7 +199,7 @@ _COMMAND_FLAGS = (_FLAGS["content_type"] | _FLAGS["headers"] | _FLAGS["delivery_
                   | _FLAGS["priority"] | _FLAGS["correlation_id"] | _FLAGS["message_id"])
 _REPLY_TO = _FLAGS["reply_to"]
 _SHORT = struct.Struct(">B")
-_COMMAND_ID_KEY = encode.short_string("command_id") + b"S"
+_COMMAND_ID_KEY = _COMMAND_ID_NAME + b"S"
 _COMMAND_FLAG_ENTRIES = {
     (internal, log): table_entry("internal", internal) + table_entry("write_to_log", log)
     for internal in (False, True) for log in (False, True)}

@@ -89,7 +89,7 @@ class FrameWriter:
         if batch is not None and not batch.taken:
             batch.parts.append(data)
             return
-        if writes._depth:  # a held stretch (bridge.writes): one write when it ends
+        if writes.holding():  # a held stretch (bridge.writes): one write when it ends
             held = self._held
             if held is None:
                 self._held = [data]

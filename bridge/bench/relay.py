@@ -198,24 +198,22 @@ class RelayResult:
     def row(self, path: str, metric: str) -> Row | None:
         return next((r for r in self.rows if r.path == path and r.metric == metric), None)
 
-    def ratios(self) -> dict[str, float]:
-        """Round-trip median ratios such as ``"b/a"`` (below 1: faster than the reference)."""
-        out = {}
+    def _ratio_rows(self) -> Iterator[tuple[str, Row, Row]]:
+        """``("b/a", row of b, row of a)`` for each of :data:`RATIOS` measured."""
         for num, den in RATIOS:
             n, d = self.row(num, ROUND_TRIP), self.row(den, ROUND_TRIP)
             if n is not None and d is not None:
-                out[f"{num}/{den}"] = n.median / d.median
-        return out
+                yield f"{num}/{den}", n, d
+
+    def ratios(self) -> dict[str, float]:
+        """Round-trip median ratios such as ``"b/a"`` (below 1: faster than the reference)."""
+        return {key: n.median / d.median for key, n, d in self._ratio_rows()}
 
     def run_ratios(self) -> dict[str, list[float]]:
         """The same ratios run by run (run i of one path over run i of the other, measured
         minutes apart at most): the goal is <= 1 in every run, not only in the medians."""
-        out = {}
-        for num, den in RATIOS:
-            n, d = self.row(num, ROUND_TRIP), self.row(den, ROUND_TRIP)
-            if n is not None and d is not None:
-                out[f"{num}/{den}"] = [x / y for x, y in zip(n.runs, d.runs)]
-        return out
+        return {key: [x / y for x, y in zip(n.runs, d.runs)]
+                for key, n, d in self._ratio_rows()}
 
     def goals(self) -> dict[str, bool]:
         """Whether each goal of the relay is met in this run. The reply-stream goals are

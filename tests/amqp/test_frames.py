@@ -133,6 +133,21 @@ def test_each_reply_gets_a_new_message_id() -> None:
     assert frames.encode(1, "i", False, b"{}") != frames.encode(1, "i", False, b"{}")
 
 
+class _Collector:
+    """Keeps what its consumer callback (:meth:`on_message`) receives; ``all_in``
+    resolves at ``expected`` messages."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.received: list[DeliveredMessage] = []
+        self.all_in: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def on_message(self, message: DeliveredMessage) -> None:
+        self.received.append(message)
+        if len(self.received) == self.expected and not self.all_in.done():
+            self.all_in.set_result(None)
+
+
 REPLIES = 200
 
 
@@ -140,14 +155,8 @@ REPLIES = 200
 async def test_replies_of_one_turn_share_a_write_and_each_is_confirmed_in_order(
     amqp_url: str,
 ) -> None:
-    received: list[DeliveredMessage] = []
-    all_in = asyncio.get_running_loop().create_future()
-
-    async def on_message(message: DeliveredMessage) -> None:
-        received.append(message)
-        if len(received) == REPLIES and not all_in.done():
-            all_in.set_result(None)
-
+    collector = _Collector(REPLIES)
+    received, all_in, on_message = collector.received, collector.all_in, collector.on_message
     async with amqp_connection(amqp_url) as conn:
         channel = await conn.open_channel()
         await channel.declare_exclusive_queue("frames_test", ["reply.frames.#"], on_message,
@@ -187,14 +196,8 @@ async def test_replies_of_a_held_stretch_leave_in_one_socket_write(amqp_url: str
     otherwise go out at once on its own), and each is confirmed and arrives in order."""
     from bridge import writes
 
-    received: list[DeliveredMessage] = []
-    all_in = asyncio.get_running_loop().create_future()
-
-    async def on_message(message: DeliveredMessage) -> None:
-        received.append(message)
-        if len(received) == 3 and not all_in.done():
-            all_in.set_result(None)
-
+    collector = _Collector(3)
+    received, all_in, on_message = collector.received, collector.all_in, collector.on_message
     async with amqp_connection(amqp_url) as conn:
         channel = await conn.open_channel()
         await channel.declare_exclusive_queue("held_test", ["reply.held.#"], on_message,
