@@ -13,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,45 @@ def cpu_seconds_between(before: dict[int, int] | None, after: dict[int, int] | N
     if before is None or after is None or not before.keys() <= after.keys():
         return None
     return (sum(after.values()) - sum(before.values())) / 1e9
+
+
+#: A measurement starts once the processes it depends on (the peers, the bridge, the
+#: broker) together used less than this share of one CPU over :data:`SETTLE_WINDOW`
+#: seconds: at rest they use 0-2 %, while clu's clients (every one hears every reply)
+#: still work through what a fast stream left in their queues they use up to 160 %.
+SETTLE_SHARE = 0.05
+#: Seconds of each look at the processes' CPU time while settling.
+SETTLE_WINDOW = 0.1
+#: Seconds after which a measurement starts anyway.
+SETTLE_TIMEOUT = 30.0
+
+
+def settle(pids: Iterable[int], share: float = SETTLE_SHARE, window: float = SETTLE_WINDOW,
+           timeout: float = SETTLE_TIMEOUT) -> tuple[float, bool]:
+    """Wait until processes ``pids`` together use less than ``share`` of one CPU over
+    ``window`` seconds (a process that ended uses nothing); return (seconds waited,
+    whether they settled: False after ``timeout``). Each look takes ``window``."""
+    pids = list(pids)
+    start = time.monotonic()
+    before = {pid: threads_cpu_ns(pid) for pid in pids}
+    while True:
+        time.sleep(window)
+        after = {pid: threads_cpu_ns(pid) for pid in pids}
+        used, known = 0.0, True
+        for pid in pids:
+            if before[pid] is None or after[pid] is None:  # not there (any more)
+                continue
+            seconds = cpu_seconds_between(before[pid], after[pid])
+            if seconds is None:  # a thread ended between the looks: look again
+                known = False
+                break
+            used += seconds
+        waited = time.monotonic() - start
+        if known and used < share * window:
+            return waited, True
+        if waited >= timeout:
+            return waited, False
+        before = after
 
 
 def rss_kb(pid: int, field_name: str = "VmRSS") -> int:

@@ -42,6 +42,11 @@ bridge, whatever else runs on the machine (for paths that do not go through the 
 what it spends hearing the traffic: every clu client hears every reply). A warm-up run
 (small counts) comes first and is not counted. Runs are interleaved path
 by path (the order rotates each run) so that machine noise hits every path alike.
+Each measurement starts once the peers, the bridge and the broker are quiet again
+(together below 5 % of one CPU over 0.1 s, :func:`~bridge.bench.programs.settle`):
+every clu client hears every reply, and after a raw stream of a few thousand
+replies/s clu's clients keep both CPUs busy for up to a second working through
+their queues, which slowed whichever measurement came next.
 
 The clu client runs in its own process (:mod:`bridge.bench.peers.clu_client`), so the
 socket clients here are never slowed by it: every clu client hears every reply on the
@@ -78,8 +83,9 @@ from .programs import (
     cpu_seconds_between,
     process_cpu_seconds,
     threads_cpu_ns,
+    private_broker,
     python_module,
-    start_private_broker,
+    settle,
     state_dir,
 )
 
@@ -283,6 +289,11 @@ def format_relay(result: RelayResult) -> str:
     s = result.settings
     lines.append(f"{s['runs']} runs x {s['count']} round trips, spam {s['stream']}; "
                  f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
+    settled = result.machine.get("settled")
+    if settled:
+        lines.append(f"before each measurement the peers and the broker went quiet: "
+                     f"{settled['seconds']:.1f} s of waiting in all, {settled['longest']:.2f} s "
+                     f"at most, {settled['timeouts']:g} waits ran out")
     return "\n".join(lines)
 
 
@@ -306,6 +317,32 @@ class Peers:
     client: Program
     ports: dict[str, int]  # legacy path key -> TCP port
     programs: dict[str, Program]  # every program started, by name
+    broker_node: str | None = None  # the private broker's node name
+    #: Seconds spent in :meth:`settle` so far, the longest wait, and the waits that
+    #: ran out (the measurement started anyway).
+    settled: dict[str, float] = field(default_factory=lambda: {
+        "seconds": 0.0, "longest": 0.0, "timeouts": 0})
+    _pids: list[int] | None = field(default=None, repr=False)
+
+    def pids(self) -> list[int]:
+        """The processes every measurement depends on: the programs and the broker's
+        (looked up once: nothing is restarted during a benchmark)."""
+        from ..service.broker import node_pids
+
+        if self._pids is None:
+            self._pids = [p.popen.pid for p in self.programs.values() if p.popen is not None]
+            self._pids += node_pids(self.broker_node) if self.broker_node else []
+        return self._pids
+
+    def settle(self) -> None:
+        """Wait until the machine is quiet again (:func:`~bridge.bench.programs.settle`):
+        a fast stream leaves every clu client (they all hear every reply) with a queue
+        to work through for up to a second after it, on the same CPUs the next
+        measurement needs."""
+        waited, quiet = settle(self.pids())
+        self.settled["seconds"] += waited
+        self.settled["longest"] = max(self.settled["longest"], waited)
+        self.settled["timeouts"] += not quiet
 
 
 @contextmanager
@@ -319,7 +356,8 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
 
     env = child_environment(state)
     with ExitStack() as stack:
-        url = start_private_broker(stack, "relaybench", say)
+        broker = private_broker(stack, "relaybench", say)
+        url = broker.url
         say("starting the clu actors")
         shutter_port, face_port = free_port(), free_port()
         our_port = free_port() if ours else None
@@ -360,7 +398,8 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         ports = {"c": face_port, "d": shutter_port}
         if our_port is not None:
             ports["d-ours"] = our_port
-        peers = Peers(client, ports, {p.name: p for p in [*actors, bridge, client]})
+        peers = Peers(client, ports, {p.name: p for p in [*actors, bridge, client]},
+                      broker.node)
         _wait_until_relayed(peers, ours)
         yield peers
 
@@ -546,6 +585,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
             for path in order:
                 if (path, ROUND_TRIP) not in rows:
                     continue
+                peers.settle()
                 cpu = _BridgeCpu(peers)
                 samples = _round_trips(peers, path, count if run >= 0 else min(count, 20))
                 if run >= 0:
@@ -555,6 +595,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                 for path in order:
                     if (path, metric) not in rows:
                         continue
+                    peers.settle()
                     cpu = _BridgeCpu(peers)
                     replies, seconds = _stream(peers, path,
                                                stream if run >= 0 else min(stream, 200),
@@ -564,11 +605,13 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
             for metric in (PUBLISH_ONLY, PUBLISH_AIOPIKA):
                 for path in order:
                     if (path, metric) in rows:
+                        peers.settle()
                         cpu = _BridgeCpu(peers)
                         n = stream if run >= 0 else min(stream, 200)
                         rate = _publish_only(peers, path, n, metric)
                         if run >= 0:
                             _record(rows[path, metric], rate, cpu.per(n))
+        machine["settled"] = {k: round(v, 2) for k, v in peers.settled.items()}
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours}
     return RelayResult(list(rows.values()), settings, machine)
 

@@ -4,10 +4,19 @@ cannot be used (a thread ended between two readings)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 
-from bridge.bench.programs import cpu_seconds_between, process_cpu_seconds, threads_cpu_ns
+from bridge.bench.programs import (
+    SETTLE_TIMEOUT,
+    SETTLE_WINDOW,
+    cpu_seconds_between,
+    process_cpu_seconds,
+    settle,
+    threads_cpu_ns,
+)
 
 
 def _spin(seconds: float) -> None:
@@ -44,3 +53,44 @@ def test_missing_readings_and_processes() -> None:
     assert cpu_seconds_between({1: 5}, {1: 2_000_000_005, 2: 1_000_000_000}) == 3.0
     gone = 2 ** 22 + 12345  # above the kernel's default pid_max
     assert threads_cpu_ns(gone) is None and process_cpu_seconds(gone) is None
+
+# -- settling: a measurement starts once the machine is quiet --------------------------------
+
+_BUSY_THEN_IDLE = """
+import sys, time
+end = time.process_time() + float(sys.argv[1])
+while time.process_time() < end:
+    pass
+open(sys.argv[2], "w").write("idle now")
+time.sleep(60)
+"""
+
+
+def test_settle_waits_until_a_busy_process_is_idle(tmp_path) -> None:
+    marker = tmp_path / "idle"
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "0.5", str(marker)])
+    try:
+        waited, quiet = settle([child.pid, os.getpid()], timeout=30.0)
+        assert quiet
+        assert marker.exists()  # not before it stopped spinning
+        assert waited >= SETTLE_WINDOW
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_settle_gives_up_after_its_timeout_and_says_so() -> None:
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "600", os.devnull])
+    try:
+        waited, quiet = settle([child.pid], timeout=0.5)
+        assert not quiet and waited >= 0.5
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_process_that_is_gone_uses_nothing() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    waited, quiet = settle([child.pid])
+    assert quiet and waited < SETTLE_TIMEOUT

@@ -58,6 +58,10 @@ def test_every_row_has_positive_finite_numbers() -> None:
         assert values == [x / y for x, y in zip(num["runs"], den["runs"])], key
     assert set(result["goals"]) and all(isinstance(v, bool) for v in result["goals"].values())
     assert "round trip c/a <= 1 in every run" in result["goals"]
+    # Every measurement waited for a quiet machine (reported, never silently skipped).
+    settled = result["machine"]["settled"]
+    assert settled["seconds"] > 0 and 0 < settled["longest"] <= settled["seconds"]
+    assert settled["timeouts"] >= 0
 
 
 def _leftovers(state: Path) -> list[int]:
