@@ -81,12 +81,12 @@ from .programs import (
     Program,
     child_environment,
     cpu_seconds_between,
-    process_cpu_seconds,
-    threads_cpu_ns,
     private_broker,
+    process_cpu_seconds,
     python_module,
     settle,
     state_dir,
+    threads_cpu_ns,
 )
 
 LOOPBACK = "127.0.0.1"
@@ -317,29 +317,20 @@ class Peers:
     client: Program
     ports: dict[str, int]  # legacy path key -> TCP port
     programs: dict[str, Program]  # every program started, by name
-    broker_node: str | None = None  # the private broker's node name
+    #: The processes every measurement depends on: the programs and the broker's
+    #: (nothing is restarted during a benchmark).
+    pids: list[int] = field(default_factory=list)
     #: Seconds spent in :meth:`settle` so far, the longest wait, and the waits that
     #: ran out (the measurement started anyway).
     settled: dict[str, float] = field(default_factory=lambda: {
         "seconds": 0.0, "longest": 0.0, "timeouts": 0})
-    _pids: list[int] | None = field(default=None, repr=False)
-
-    def pids(self) -> list[int]:
-        """The processes every measurement depends on: the programs and the broker's
-        (looked up once: nothing is restarted during a benchmark)."""
-        from ..service.broker import node_pids
-
-        if self._pids is None:
-            self._pids = [p.popen.pid for p in self.programs.values() if p.popen is not None]
-            self._pids += node_pids(self.broker_node) if self.broker_node else []
-        return self._pids
 
     def settle(self) -> None:
         """Wait until the machine is quiet again (:func:`~bridge.bench.programs.settle`):
         a fast stream leaves every clu client (they all hear every reply) with a queue
         to work through for up to a second after it, on the same CPUs the next
         measurement needs."""
-        waited, quiet = settle(self.pids())
+        waited, quiet = settle(self.pids)
         self.settled["seconds"] += waited
         self.settled["longest"] = max(self.settled["longest"], waited)
         self.settled["timeouts"] += not quiet
@@ -352,7 +343,7 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         from .peers._common import CLU_MISSING
 
         raise BenchError(CLU_MISSING)
-    from ..service.broker import free_port
+    from ..service.broker import free_port, node_pids
 
     env = child_environment(state)
     with ExitStack() as stack:
@@ -398,8 +389,9 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         ports = {"c": face_port, "d": shutter_port}
         if our_port is not None:
             ports["d-ours"] = our_port
-        peers = Peers(client, ports, {p.name: p for p in [*actors, bridge, client]},
-                      broker.node)
+        programs = [*actors, bridge, client]
+        pids = [p.popen.pid for p in programs if p.popen is not None] + node_pids(broker.node)
+        peers = Peers(client, ports, {p.name: p for p in programs}, pids)
         _wait_until_relayed(peers, ours)
         yield peers
 

@@ -54,6 +54,7 @@ def test_missing_readings_and_processes() -> None:
     gone = 2 ** 22 + 12345  # above the kernel's default pid_max
     assert threads_cpu_ns(gone) is None and process_cpu_seconds(gone) is None
 
+
 # -- settling: a measurement starts once the machine is quiet --------------------------------
 
 _BUSY_THEN_IDLE = """
