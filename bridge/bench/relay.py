@@ -41,7 +41,11 @@ process's CPU time per command or per reply (from ``/proc``): what relaying cost
 bridge, whatever else runs on the machine (for paths that do not go through the bridge,
 what it spends hearing the traffic: every clu client hears every reply). A warm-up run
 (small counts) comes first and is not counted. Runs are interleaved path
-by path (the order rotates each run) so that machine noise hits every path alike.
+by path (the order rotates each run) so that machine noise hits every path alike;
+within a run the round trips are measured in ``blocks`` blocks (default 3 of 100),
+every path's first block, then every path's second, and so on: a slow second of this
+shared machine then slows a block of each path instead of one path's whole run (its
+ratio to (a) is judged run by run).
 Each measurement starts once the peers, the bridge and the broker are quiet again
 (together below 5 % of one CPU over 0.1 s, :func:`~bridge.bench.programs.settle`):
 every clu client hears every reply, and after a raw stream of a few thousand
@@ -132,6 +136,8 @@ STREAM_VERB: dict[str, str] = {"e-max": "blast"}
 PUBLISH_VERB: dict[str, str] = {"e": "publish_only", "e-max": "publish_only_unconfirmed"}
 UNITS = {ROUND_TRIP: "ms", STREAM: "replies/s", RAW_STREAM: "replies/s",
          PUBLISH_ONLY: "messages/s", PUBLISH_AIOPIKA: "messages/s"}
+#: Round trips of a run are measured in this many blocks, path after path in turn.
+ROUND_TRIP_BLOCKS = 3
 #: Goals of the relay (issues 4 and 14): (b), (c), (b-ours) round trips no slower than (a)...
 RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
 #: ... the bridge relays at least this many replies per second (raw consumer, (b-ours))...
@@ -287,7 +293,8 @@ def format_relay(result: RelayResult) -> str:
                          + (f"; publishing alone, no consumer: {alone.median:,.0f} messages/s"
                             if alone is not None else ""))
     s = result.settings
-    lines.append(f"{s['runs']} runs x {s['count']} round trips, spam {s['stream']}; "
+    blocks = f" in {s['blocks']} interleaved blocks" if s.get("blocks", 1) > 1 else ""
+    lines.append(f"{s['runs']} runs x {s['count']} round trips{blocks}, spam {s['stream']}; "
                  f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
     settled = result.machine.get("settled")
     if settled:
@@ -527,11 +534,11 @@ class _BridgeCpu:
         self.threads = threads_cpu_ns(self.pid) if self.pid else None
         self.start = process_cpu_seconds(self.pid) if self.pid else None
 
-    def per(self, operations: int) -> float | None:
-        """Microseconds of bridge CPU per operation since this object was made: the
-        scheduler's nanosecond count of each thread, or ``/proc/PID/stat``'s clock ticks
-        (10 ms: 33 us per command over 300) when a thread ended in between."""
-        if not self.pid or operations <= 0:
+    def seconds(self) -> float | None:
+        """Seconds of bridge CPU since this object was made: the scheduler's nanosecond
+        count of each thread, or ``/proc/PID/stat``'s clock ticks (10 ms: 33 us per
+        command over 300) when a thread ended in between; None if unknown."""
+        if not self.pid:
             return None
         seconds = cpu_seconds_between(self.threads, threads_cpu_ns(self.pid))
         if seconds is None:
@@ -539,6 +546,13 @@ class _BridgeCpu:
             if self.start is None or end is None:
                 return None
             seconds = end - self.start
+        return seconds
+
+    def per(self, operations: int) -> float | None:
+        """Microseconds of bridge CPU per operation since this object was made."""
+        seconds = self.seconds()
+        if seconds is None or operations <= 0:
+            return None
         return seconds / operations * 1e6
 
 
@@ -552,13 +566,44 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def _blocks(count: int, blocks: int) -> list[int]:
+    """``count`` split into ``blocks`` nearly equal parts (none empty)."""
+    blocks = max(1, min(blocks, count))
+    return [count // blocks + (i < count % blocks) for i in range(blocks)]
+
+
+def _measure_round_trips(peers: Peers, order: Sequence[str], count: int,
+                         rows: dict[tuple[str, str], Row] | None, blocks: int) -> None:
+    """One run of round trips: ``count`` per path in ``order``, in ``blocks`` interleaved
+    blocks (a, b, c, ..., a, b, c, ...), so that a slow second of the machine falls on
+    a block of every path rather than on one path's whole run; each path's median and
+    bridge CPU over all its blocks are recorded in ``rows`` (None: a warm-up)."""
+    samples: dict[str, list[float]] = {path: [] for path in order}
+    cpu_seconds: dict[str, float | None] = dict.fromkeys(order, 0.0)
+    for size in _blocks(count, blocks):
+        for path in order:
+            peers.settle()
+            cpu = _BridgeCpu(peers)
+            samples[path].extend(_round_trips(peers, path, size))
+            used, total = cpu.seconds(), cpu_seconds[path]
+            cpu_seconds[path] = None if used is None or total is None else total + used
+    if rows is None:
+        return
+    for path in order:
+        used = cpu_seconds[path]
+        _record(rows[path, ROUND_TRIP], statistics.median(samples[path]),
+                None if used is None else used / len(samples[path]) * 1e6, samples[path])
+
+
 def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                         ours: bool = False,
                         progress: Callable[[str], Any] | None = None,
-                        log_dir: str | os.PathLike[str] | None = None) -> RelayResult:
+                        log_dir: str | os.PathLike[str] | None = None,
+                        blocks: int = ROUND_TRIP_BLOCKS) -> RelayResult:
     """Start every peer, measure every path ``runs`` times, stop everything.
 
-    ``count``: round trips per run and path; ``stream``: replies of each ``spam``.
+    ``count``: round trips per run and path, in ``blocks`` interleaved blocks;
+    ``stream``: replies of each ``spam``.
     ``ours`` adds the paths through our own LegacyActor. The peers' logs go to
     ``log_dir`` (kept), else to a temporary directory (removed). Raises
     :class:`BenchError` if a prerequisite is missing or a peer fails.
@@ -574,15 +619,9 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
         for run in range(-1, runs):  # run -1: warm-up, not counted
             say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
             order = paths[run % len(paths):] + paths[:run % len(paths)] if run >= 0 else paths
-            for path in order:
-                if (path, ROUND_TRIP) not in rows:
-                    continue
-                peers.settle()
-                cpu = _BridgeCpu(peers)
-                samples = _round_trips(peers, path, count if run >= 0 else min(count, 20))
-                if run >= 0:
-                    _record(rows[path, ROUND_TRIP], statistics.median(samples),
-                            cpu.per(len(samples)), samples)
+            _measure_round_trips(peers, [p for p in order if (p, ROUND_TRIP) in rows],
+                                 count if run >= 0 else min(count, 20),
+                                 rows if run >= 0 else None, blocks)
             for metric in (STREAM, RAW_STREAM):
                 for path in order:
                     if (path, metric) not in rows:
@@ -604,7 +643,8 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                         if run >= 0:
                             _record(rows[path, metric], rate, cpu.per(n))
         machine["settled"] = {k: round(v, 2) for k, v in peers.settled.items()}
-    settings = {"runs": runs, "count": count, "stream": stream, "ours": ours}
+    settings = {"runs": runs, "count": count, "stream": stream, "ours": ours,
+                "blocks": blocks}
     return RelayResult(list(rows.values()), settings, machine)
 
 
@@ -646,6 +686,9 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
     ap.add_argument("--count", type=int, default=300,
                     help="round trips per run and path (default 300)")
+    ap.add_argument("--blocks", type=int, default=ROUND_TRIP_BLOCKS,
+                    help="blocks each run's round trips are interleaved in "
+                         f"(default {ROUND_TRIP_BLOCKS})")
     ap.add_argument("--stream", type=int, default=1000,
                     help="replies of each `spam N` (default 1000)")
     ap.add_argument("--ours", action="store_true",
@@ -660,7 +703,7 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     try:
         result = run_relay_benchmark(args.runs, args.count, args.stream, args.ours,
                                      lambda msg: print(msg, file=sys.stderr, flush=True),
-                                     args.logs)
+                                     args.logs, getattr(args, "blocks", ROUND_TRIP_BLOCKS))
     except BenchError as exc:
         print(f"bridge bench relay: {exc}", file=sys.stderr)
         return 1

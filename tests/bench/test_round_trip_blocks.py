@@ -1,0 +1,78 @@
+"""The relay benchmark's round trips: interleaved in blocks, recorded per path over all blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.bench import relay
+from bridge.bench.relay import ROUND_TRIP, Row, _blocks, _measure_round_trips
+
+
+@pytest.mark.parametrize(("count", "blocks", "parts"), [
+    (300, 3, [100, 100, 100]), (20, 3, [7, 7, 6]), (2, 3, [1, 1]), (5, 1, [5]), (5, 0, [5]),
+])
+def test_count_is_split_into_nearly_equal_blocks(count: int, blocks: int,
+                                                 parts: list[int]) -> None:
+    assert _blocks(count, blocks) == parts
+
+
+class _Peers:
+    def __init__(self) -> None:
+        self.settles = 0
+
+    def settle(self) -> None:
+        self.settles += 1
+
+
+def test_paths_take_turns_block_by_block_and_each_row_covers_all_its_blocks(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, int]] = []
+    cpu_per_path = {"a": 0.001, "c": 0.004}  # seconds of bridge CPU per block
+
+    def round_trips(_peers: Any, path: str, n: int) -> list[float]:
+        calls.append((path, n))
+        # Path a's third block is slow: its median must still be over all its samples.
+        return [9.0 if (path == "a" and len(calls) == 5) else {"a": 2.0, "c": 3.0}[path]] * n
+
+    class Cpu:
+        def __init__(self, _peers: Any) -> None:
+            pass
+
+        def seconds(self) -> float:
+            return cpu_per_path[calls[-1][0]]
+
+    monkeypatch.setattr(relay, "_round_trips", round_trips)
+    monkeypatch.setattr(relay, "_BridgeCpu", Cpu)
+    rows = {(p, ROUND_TRIP): Row(p, ROUND_TRIP, "ms") for p in ("a", "c")}
+    peers = _Peers()
+    _measure_round_trips(peers, ["a", "c"], 20, rows, 3)  # type: ignore[arg-type]
+    assert calls == [("a", 7), ("c", 7), ("a", 7), ("c", 7), ("a", 6), ("c", 6)]
+    assert peers.settles == 6  # every block starts on a quiet machine
+    a, c = rows["a", ROUND_TRIP], rows["c", ROUND_TRIP]
+    assert len(a.samples) == len(c.samples) == 20
+    assert a.runs == [2.0] and c.runs == [3.0]  # one value per run: the median of 20
+    assert a.bridge_cpu == [pytest.approx(3 * 0.001 / 20 * 1e6)]
+    assert c.bridge_cpu == [pytest.approx(3 * 0.004 / 20 * 1e6)]
+
+
+def test_a_warm_up_measures_the_same_blocks_and_records_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes: list[int] = []
+    monkeypatch.setattr(relay, "_round_trips", lambda _p, _path, n: sizes.append(n) or [1.0] * n)
+    monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
+        "seconds": lambda self: 0.0})())
+    _measure_round_trips(_Peers(), ["a"], 6, None, 3)  # type: ignore[arg-type]
+    assert sizes == [2, 2, 2]
+
+
+def test_unknown_cpu_in_one_block_makes_the_run_s_cpu_unknown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = iter([0.001, None, 0.001])
+    monkeypatch.setattr(relay, "_round_trips", lambda _p, _path, n: [1.0] * n)
+    monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
+        "seconds": lambda self: next(readings)})())
+    rows = {("a", ROUND_TRIP): Row("a", ROUND_TRIP, "ms")}
+    _measure_round_trips(_Peers(), ["a"], 9, rows, 3)  # type: ignore[arg-type]
+    assert rows["a", ROUND_TRIP].bridge_cpu == [] and rows["a", ROUND_TRIP].runs == [1.0]
