@@ -111,7 +111,8 @@ def _invoke(callback: Callable[..., Any], *args: Any) -> None:
     """Call a sync or async callback; log its errors."""
     try:
         result = callback(*args)
-        if inspect.isawaitable(result):
+        # Most callbacks are plain functions returning None or a bool: no ABC check for them.
+        if result is not None and type(result) is not bool and inspect.isawaitable(result):
             task = asyncio.ensure_future(result)
             task.add_done_callback(
                 lambda t: t.cancelled()

@@ -180,7 +180,7 @@ class CommandHandle:
             return
         try:
             result = self.callback(reply)
-            if result is not None and inspect.isawaitable(result):
+            if result is not None and type(result) is not bool and inspect.isawaitable(result):
                 asyncio.ensure_future(result)
         except Exception:  # a user callback must not break reply delivery
             log.exception("reply callback of %r failed", self)

@@ -140,7 +140,7 @@ class IncomingLegacyCommand:
         if self._finished:
             log.warning("%r: reply %s after the end of the command ignored", self, code)
             return False
-        if isinstance(keywords, Mapping):
+        if type(keywords) is not tuple and isinstance(keywords, Mapping):  # no ABC check for tuples
             keywords = json_to_keywords(keywords)
         line = format_actor_reply(ActorReply(self.user_id, self.mid, code, tuple(keywords)),
                                   self.server.mid_first)
