@@ -608,8 +608,8 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
     ``log_dir`` (kept), else to a temporary directory (removed). Raises
     :class:`BenchError` if a prerequisite is missing or a peer fails.
     """
-    if runs < 1 or count < 1 or stream < 1:
-        raise ValueError("runs, count and stream must be at least 1")
+    if runs < 1 or count < 1 or stream < 1 or blocks < 1:
+        raise ValueError("runs, count, stream and blocks must be at least 1")
     say = progress or (lambda _msg: None)
     paths = [p for p in PATHS if ours or not p.endswith("-ours")]
     rows = {(p, m): Row(p, m, UNITS[m]) for m in METRICS for p in paths if m in metrics_of(p)}

@@ -76,3 +76,9 @@ def test_unknown_cpu_in_one_block_makes_the_run_s_cpu_unknown(
     rows = {("a", ROUND_TRIP): Row("a", ROUND_TRIP, "ms")}
     _measure_round_trips(_Peers(), ["a"], 9, rows, 3)  # type: ignore[arg-type]
     assert rows["a", ROUND_TRIP].bridge_cpu == [] and rows["a", ROUND_TRIP].runs == [1.0]
+
+
+@pytest.mark.parametrize("bad", [{"runs": 0}, {"count": 0}, {"stream": 0}, {"blocks": 0}])
+def test_counts_below_one_are_refused_before_anything_starts(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        relay.run_relay_benchmark(**bad)  # type: ignore[arg-type]
