@@ -46,7 +46,6 @@ receive what actually arrives from the broker.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import uuid
 from collections.abc import Callable
@@ -68,7 +67,12 @@ from bridge.amqp.connection import (
 from bridge.amqp.frames import CommandFrames, new_message_id
 from bridge.amqp.presence import amqp_actor_present as actor_present
 from bridge.amqp.wire import command_to_message, incoming_reply, reply_from_message
-from bridge.core.commands import CommandHandle, CommandTable, ReplyCallback
+from bridge.core.commands import (
+    CommandHandle,
+    CommandTable,
+    ReplyCallback,
+    is_awaitable_result,
+)
 from bridge.core.replies import Reply
 from bridge.protocol.clu_messages import (
     BROADCAST_ROUTING_KEY,
@@ -111,8 +115,7 @@ def _invoke(callback: Callable[..., Any], *args: Any) -> None:
     """Call a sync or async callback; log its errors."""
     try:
         result = callback(*args)
-        # Most callbacks are plain functions returning None or a bool: no ABC check for them.
-        if result is not None and type(result) is not bool and inspect.isawaitable(result):
+        if is_awaitable_result(result):
             task = asyncio.ensure_future(result)
             task.add_done_callback(
                 lambda t: t.cancelled()

@@ -703,7 +703,7 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     try:
         result = run_relay_benchmark(args.runs, args.count, args.stream, args.ours,
                                      lambda msg: print(msg, file=sys.stderr, flush=True),
-                                     args.logs, getattr(args, "blocks", ROUND_TRIP_BLOCKS))
+                                     args.logs, args.blocks)
     except BenchError as exc:
         print(f"bridge bench relay: {exc}", file=sys.stderr)
         return 1

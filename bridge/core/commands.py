@@ -21,6 +21,14 @@ K = TypeVar("K", bound=Hashable)
 TIMED_OUT = "Command timed out after"
 
 
+def is_awaitable_result(result: object) -> bool:
+    """True if a callback's ``result`` is to be awaited (scheduled as a task).
+
+    Reply callbacks are mostly plain functions returning None or a bool: those are told
+    apart without :func:`inspect.isawaitable`'s ABC check, on every relayed reply."""
+    return result is not None and type(result) is not bool and inspect.isawaitable(result)
+
+
 class CommandObserver(Protocol):
     """Watches one command (:meth:`CommandHandle.observe`): metrics, traffic logs."""
 
@@ -180,7 +188,7 @@ class CommandHandle:
             return
         try:
             result = self.callback(reply)
-            if result is not None and type(result) is not bool and inspect.isawaitable(result):
+            if is_awaitable_result(result):
                 asyncio.ensure_future(result)
         except Exception:  # a user callback must not break reply delivery
             log.exception("reply callback of %r failed", self)

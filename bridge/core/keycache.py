@@ -14,7 +14,6 @@ hub answers ``keys getFor=<actor>`` with the actor's own text (``SecFocus=40.00`
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..protocol import Keyword, keywords_to_json
+from .commands import is_awaitable_result
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ class KeywordCache:
                 continue
             try:
                 result = sub.callback(actor, dict(payload))
-                if result is not None and inspect.isawaitable(result):
+                if is_awaitable_result(result):
                     asyncio.ensure_future(result)
             except Exception:  # a subscriber must not break the cache or its reporter
                 log.exception("keyword callback %r failed for %s", sub.callback, actor)
