@@ -183,8 +183,18 @@ def default_internal(code: str, command_internal: bool) -> bool:
 
 
 def encode_json(obj: Any) -> bytes:
-    """JSON bytes exactly as clu writes them (``json.dumps`` defaults, NaN allowed)."""
-    return json.dumps(obj).encode()
+    """JSON bytes exactly as clu writes them (``json.dumps`` defaults, NaN allowed).
+
+    Calls the C encoder ``json.dumps`` itself builds on every call (its defaults:
+    ASCII, ``", "`` and ``": "``, circular references detected), made once: the same
+    output and errors, without ``JSONEncoder.encode``/``iterencode`` per reply."""
+    if _C_ENCODE is None or obj.__class__ is str:
+        return json.dumps(obj).encode()
+    try:
+        return "".join(_C_ENCODE(obj, 0)).encode()
+    except BaseException:
+        _MARKERS.clear()  # an error leaves the circular-reference markers of its path
+        raise
 
 
 def command_body(command_string: str) -> bytes:
@@ -194,6 +204,13 @@ def command_body(command_string: str) -> bytes:
 
 
 _encode_string = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+#: ``json.dumps``'s circular-reference markers for :data:`_C_ENCODE` (empty between calls:
+#: the encoder removes what it adds; :func:`encode_json` clears them after an error).
+_MARKERS: dict[int, Any] = {}
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+#: The C encoder with ``json.dumps``'s defaults (None where the C accelerator is missing).
+_C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(
+    _MARKERS, json.JSONEncoder().default, _encode_string, None, ": ", ", ", False, False, True)
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
 _LONG_DIGITS_TEXT = re.compile(r"[0-9]{19}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,6 +19,7 @@ from bridge.protocol.clu_messages import (
     ReplyMessage,
     decode_command,
     decode_reply,
+    encode_json,
 )
 
 HEADERS = {"command_id": "id-1", "commander_id": "me.camera", "internal": False, "write_to_log": True}
@@ -302,3 +304,45 @@ def test_decode_json_errors_are_the_standard_librarys(data: bytes) -> None:
     with pytest.raises(ValueError) as slow:
         json.loads(data.decode("utf-8"))
     assert type(fast.value) is type(slow.value)
+
+
+# -- encode_json: json.dumps's bytes and errors through a C encoder made once ------------
+
+_JSON_CASES = [
+    {}, {"a": 1}, {"text": "h\u00e9llo \u2603 \"q\"\n\t"}, [1, "a"], 5, 1.0, None, True, "s",
+    {"x": [1, 2.5, float("nan"), float("inf"), -float("inf"), None, True, False]},
+    {"nested": {"a": [{"b": []}, (1, 2)]}}, {1: "int key", 2.5: "f", None: 1, True: 2},
+    {"big": 10**30, "small": 1e-7, "neg": -0.0},
+]
+
+
+@pytest.mark.parametrize("obj", _JSON_CASES, ids=range(len(_JSON_CASES)))
+def test_encode_json_is_json_dumps(obj):
+    assert encode_json(obj) == json.dumps(obj).encode()
+
+
+def _circular() -> dict:
+    d: dict = {}
+    d["self"] = d
+    return d
+
+
+@pytest.mark.parametrize("bad", [_circular, lambda: {"o": object()}, lambda: {("t",): 1},
+                                 lambda: {"ok": [1, {"deep": object()}]}])
+def test_encode_json_raises_what_json_dumps_raises_and_recovers(bad):
+    with pytest.raises(Exception) as expected:
+        json.dumps(bad())
+    with pytest.raises(expected.type, match=re.escape(str(expected.value))):
+        encode_json(bad())
+    shared = [1, 2]
+    assert encode_json({"a": shared, "b": shared}) == b'{"a": [1, 2], "b": [1, 2]}'
+
+
+def test_encode_json_forgets_what_a_failed_call_marked():
+    inner: list[Any] = [object()]
+    outer = {"x": inner}
+    with pytest.raises(TypeError):
+        encode_json(outer)  # fails inside ``inner``: it and ``outer`` were being encoded
+    inner[0] = 1
+    assert encode_json(outer) == b'{"x": [1]}'  # not "Circular reference detected"
+    assert encode_json({"y": inner}) == b'{"y": [1]}'
