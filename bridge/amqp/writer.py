@@ -31,8 +31,8 @@ from .. import writes
 from .frames import new_message_id
 from .receiver import direct_writer
 
-__all__ = ["FrameWriter", "ack", "message_frames", "new_message_id", "publish",
-           "publish_message", "usable_channel", "writer_for"]
+__all__ = ["FrameWriter", "ack", "confirmation_future", "message_frames", "new_message_id",
+           "publish", "publish_message", "usable_channel", "writer_for"]
 
 
 class _Batch:
@@ -157,7 +157,7 @@ def publish(channel: aiormq.Channel, encode: Callable[[int], bytes],
     data = encode(channel.number)
     channel.delivery_tag += 1
     tag = channel.delivery_tag
-    confirmation = channel.create_future()
+    confirmation = confirmation_future(channel)
     channel.confirmations[tag] = confirmation
     if message_id is not None:
         ids = channel.message_id_delivery_tag
@@ -170,6 +170,52 @@ def publish(channel: aiormq.Channel, encode: Callable[[int], bytes],
         confirmation.add_done_callback(forget)
     writer_for(channel).write(data)
     return confirmation
+
+
+#: Attribute that marks a channel whose close rejects the confirmations made here.
+_WATCHED = "_bridge_rejects_confirmations"
+
+
+def confirmation_future(channel: aiormq.Channel) -> asyncio.Future[Any]:
+    """A future for the broker's confirm of a publish on ``channel``.
+
+    aiormq's ``channel.create_future()`` files each future in the channel's and the
+    connection's future stores (two entries, two done callbacks, four calls when it
+    resolves) so that closing the channel rejects it. Here the channel is watched once
+    instead: when it closes, every confirmation still pending in
+    ``channel.confirmations`` is rejected with the channel's close reason, as the store
+    would have done. A future that fails with nobody waiting has its exception marked
+    retrieved (as aiormq's are), so asyncio does not log it.
+    """
+    future = channel.loop.create_future()
+    future.add_done_callback(_retrieve)
+    if _WATCHED not in channel.__dict__:
+        _reject_on_close(channel)
+    return future
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _reject_on_close(channel: aiormq.Channel) -> None:
+    """When ``channel`` closes, reject its pending confirmations with the close reason."""
+    setattr(channel, _WATCHED, True)
+    confirmations = channel.confirmations
+
+    def reject(closing: asyncio.Future[Any]) -> None:
+        if closing.cancelled():
+            reason: BaseException = aiormq.exceptions.ChannelInvalidStateError(
+                f"{channel!r} closed")
+        else:
+            reason = closing.exception() or aiormq.exceptions.ChannelInvalidStateError(
+                f"{channel!r} closed")
+        for pending in list(confirmations.values()):
+            if isinstance(pending, asyncio.Future) and not pending.done():
+                pending.set_exception(reason)
+
+    channel.closing.add_done_callback(reject)
 
 
 def ack(channel: aiormq.Channel, delivery_tag: int) -> None:
