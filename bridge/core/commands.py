@@ -6,7 +6,6 @@ import asyncio
 import enum
 import inspect
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Container, Generator, Hashable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -75,6 +74,8 @@ class CommandHandle:
         self.on_behalf_of: CommandHandle | None = None
         #: Told of each reply and of the end (see :meth:`observe`); None: nobody watches.
         self.observer: CommandObserver | None = None
+        #: The :class:`IssuedCommands` that sent this command (usually one).
+        self.issuers: tuple[IssuedCommands, ...] = ()
 
     def is_one_of(self, handles: Container[CommandHandle]) -> bool:
         """True if this command, or one it carries out (:attr:`on_behalf_of`), is in ``handles``."""
@@ -200,20 +201,31 @@ CommandReplyListener = Callable[[Reply, CommandHandle], Any]
 
 
 class IssuedCommands:
-    """The commands one sender issued, held weakly: tells a reply to one of them (or to a
-    command carried out for one of them, :attr:`CommandHandle.on_behalf_of`) from a reply
-    to somebody else's command through the same target."""
+    """The commands one sender issued: tells a reply to one of them (or to a command
+    carried out for one of them, :attr:`CommandHandle.on_behalf_of`) from a reply to
+    somebody else's command through the same target.
 
-    def __init__(self) -> None:
-        self._handles: weakref.WeakSet[CommandHandle] = weakref.WeakSet()
+    Each handle names its issuers (:attr:`CommandHandle.issuers`), so this keeps no
+    handle alive and asking costs a tuple look-up per handle on the chain (it is asked
+    for every reply an actor sends)."""
+
+    __slots__ = ()
 
     def add(self, handle: CommandHandle) -> CommandHandle:
         """Remember ``handle``; return it."""
-        self._handles.add(handle)
+        if self not in handle.issuers:
+            handle.issuers += (self,)
         return handle
 
     def __contains__(self, handle: object) -> bool:
-        return isinstance(handle, CommandHandle) and handle.is_one_of(self._handles)
+        if not isinstance(handle, CommandHandle):
+            return False
+        current: CommandHandle | None = handle
+        while current is not None:
+            if self in current.issuers:
+                return True
+            current = current.on_behalf_of
+        return False
 
 
 class CommandTable(Generic[K]):

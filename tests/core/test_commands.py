@@ -120,3 +120,25 @@ async def test_done_callback_runs_once_with_the_handle():
     handle.add_done_callback(late.append)  # already ended: called soon
     await asyncio.sleep(0)
     assert late == [handle]
+
+
+@aio_test
+async def test_issued_commands_tell_their_own_handles_and_keep_none_alive():
+    import gc
+    import weakref
+
+    from bridge.core import IssuedCommands
+
+    mine, theirs = IssuedCommands(), IssuedCommands()
+    own = mine.add(CommandHandle("a", "x"))
+    assert mine.add(own) is own and own.issuers == (mine,)  # added twice: named once
+    other = theirs.add(CommandHandle("a", "y"))
+    carried = CommandHandle("a", "x")  # what a prefer-AMQP target sends for ``own``
+    carried.on_behalf_of = own
+    assert own in mine and carried in mine and other not in mine
+    assert other in theirs and own not in theirs and carried not in theirs
+    assert CommandHandle("a", "z") not in mine and "not a handle" not in mine
+    gone = weakref.ref(own)
+    del own, carried
+    gc.collect()
+    assert gone() is None  # the issuer does not hold its handles
