@@ -192,7 +192,13 @@ class FrameReader(asyncio.StreamReader):
             if item.__class__ is not tuple or not item[1]:
                 break
             channel = channels.get(item[1])
-            if channel is None or channel.is_closed or not _waiting(channel.frames):
+            if channel is None or channel._closing.done():  # aiormq's is_closed
+                break
+            queue = channel.frames
+            # its reader waits between frames (a delivery's content frames never interleave
+            # with others on its channel, so a reader waiting inside one never sees a
+            # method frame next): nothing queued, somebody in get()
+            if queue._queue or not queue._getters:
                 break
             frame = item[2]
             kind = frame.__class__
@@ -276,24 +282,19 @@ def direct_writer(write_queue: asyncio.Queue[Any]) -> Callable[[bytes], bool] | 
     reader = _bound.get(write_queue)
     if reader is None or reader.stream_writer is None:
         return None
-    connection = reader.connection
+    closing = reader.connection._closing  # done once aiormq's is_closed is True
     transport = reader.stream_writer.transport
+    pending = write_queue._queue  # type: ignore[attr-defined]
+    getters = write_queue._getters  # type: ignore[attr-defined]
 
     def write(data: bytes) -> bool:
-        if not _waiting(write_queue) or connection.is_closed or transport.is_closing():
+        # aiormq's writer task waits in get() with nothing queued: all before is written
+        if pending or not getters or closing.done() or transport.is_closing():
             return False
         transport.write(data)
         return True
 
     return write
-
-
-def _waiting(queue: asyncio.Queue[Any]) -> bool:
-    """True if ``queue`` is empty and its reader waits in ``get``: aiormq's writer task
-    with everything queued before written, or a channel's reader between frames (a
-    delivery's content frames never interleave with others on its channel, so a reader
-    waiting inside a delivery never sees a method frame next)."""
-    return not queue._queue and bool(queue._getters)  # type: ignore[attr-defined]
 
 
 def _deliver(channel: Any, decoded: list[Any], i: int) -> int:

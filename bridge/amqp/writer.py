@@ -127,12 +127,19 @@ _writers: weakref.WeakKeyDictionary[asyncio.Queue[Any], FrameWriter] = \
     weakref.WeakKeyDictionary()
 
 
+#: Attribute that keeps a channel's frame writer on the channel (found with a dict look-up).
+_WRITER = "_bridge_frame_writer"
+
+
 def writer_for(channel: aiormq.Channel) -> FrameWriter:
     """The frame writer of ``channel``'s connection."""
-    queue = channel.write_queue
-    writer = _writers.get(queue)
+    writer: FrameWriter | None = channel.__dict__.get(_WRITER)
     if writer is None:
-        writer = _writers[queue] = FrameWriter(queue)
+        queue = channel.write_queue
+        writer = _writers.get(queue)
+        if writer is None:
+            writer = _writers[queue] = FrameWriter(queue)
+        setattr(channel, _WRITER, writer)
     return writer
 
 
@@ -140,7 +147,7 @@ def usable_channel(robust_channel: Any) -> aiormq.Channel | None:
     """The open aiormq channel under an aio-pika channel, if it publishes with confirms."""
     underlay = getattr(robust_channel, "_channel", None)
     channel = getattr(underlay, "channel", None)
-    if channel is None or channel.is_closed or not channel.publisher_confirms:
+    if channel is None or channel._closing.done() or not channel.publisher_confirms:
         return None
     return channel
 
@@ -152,7 +159,7 @@ def publish(channel: aiormq.Channel, encode: Callable[[int], bytes],
     for a nack, ``PublishError`` for a returned mandatory message, the channel's close
     reason if it closes first). ``message_id`` is the message's, needed for mandatory
     messages (aiormq finds a returned message's confirmation by it)."""
-    if channel.is_closed:  # frames on a closed channel would make the broker close the link
+    if channel._closing.done():  # closed: frames would make the broker close the link
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} is closed")
     data = encode(channel.number)
     channel.delivery_tag += 1
@@ -221,7 +228,7 @@ def _reject_on_close(channel: aiormq.Channel) -> None:
 def ack(channel: aiormq.Channel, delivery_tag: int) -> None:
     """Acknowledge a delivery: a ``Basic.Ack`` frame in the next write (aio-pika's ack is a
     coroutine that waits for aiormq's writer to send it; nothing here needs to wait)."""
-    if channel.is_closed:
+    if channel._closing.done():
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} is closed")
     writer_for(channel).write(ack_frame(channel.number, delivery_tag))
 

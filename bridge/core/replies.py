@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..protocol import Keyword, is_failure, is_terminal, json_to_keywords, keywords_to_json
+from ..protocol import Keyword, json_to_keywords, keywords_to_json
+from ..protocol.codes import FAILURE_CODES, TERMINAL_CODES
 
 
 class Reply:
@@ -62,13 +63,13 @@ class Reply:
 
     @property
     def is_terminal(self) -> bool:
-        """True if this reply ends its command."""
-        return is_terminal(self.code)
+        """True if this reply ends its command (:func:`bridge.protocol.is_terminal`)."""
+        return self.code in TERMINAL_CODES
 
     @property
     def is_failure(self) -> bool:
-        """True if this reply ends its command unsuccessfully."""
-        return is_failure(self.code)
+        """True if this reply ends its command unsuccessfully (``is_failure``)."""
+        return self.code in FAILURE_CODES
 
 
 def error_keywords(message: str) -> tuple[Keyword, ...]:

@@ -317,7 +317,8 @@ class FakeChannel:
         self.number = number
         self.frames: asyncio.Queue[Any] = asyncio.Queue()
         self.consumers: dict[str, Any] = {}
-        self.is_closed = False
+        #: aiormq's: done once the channel is closed (its ``is_closed``)
+        self._closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.publisher_confirms = True
         self.confirmations: dict[int, asyncio.Future[Any]] = {}
 
