@@ -2,9 +2,11 @@
 
 :class:`ActorEndpoint` owns the exclusive queue ``<name>_commands`` bound to
 ``command.<name>.#``. Each delivery is acknowledged on receipt (as clu does), decoded
-with :func:`~bridge.protocol.clu_messages.decode_command` and handed to the
-``on_command`` coroutine as an :class:`IncomingCommand`, in its own task, so commands
-run concurrently. Replies go to ``reply.<commander_id>`` with clu's headers and
+with :func:`~bridge.protocol.clu_messages.decode_command` and handed to ``on_command``
+as an :class:`IncomingCommand`, awaited in its own task, so commands run concurrently.
+A coroutine function runs entirely in that task; a plain function returning an
+awaitable is called at once, in the turn the delivery was read in (the relay sends
+the command on to its legacy actor there, without waiting for the task's first turn). Replies go to ``reply.<commander_id>`` with clu's headers and
 properties; ``>`` is flagged internal like clu's.
 
 Guarantees:
@@ -47,6 +49,7 @@ and disturbs no reply.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -238,6 +241,11 @@ class IncomingCommand:
 CommandHandler = Callable[[IncomingCommand], Awaitable[None]]
 
 
+async def _raised(exc: Exception) -> None:
+    """Raise ``exc`` when awaited (a handler that raised while starting)."""
+    raise exc
+
+
 def delivery_unknown(command: IncomingCommand, error: BaseException) -> DeliveryUnknown:
     """The error of a reply of ``command`` written before its link went (as
     :meth:`AmqpChannel.publish` raises it: the reply is not published again)."""
@@ -271,6 +279,9 @@ class ActorEndpoint:
         self.name = check_name(name)
         self.ha = ha
         self.on_command = on_command
+        #: A handler that is a plain function (returning an awaitable) is called at once,
+        #: in the delivery's own turn; a coroutine function's body runs in the task.
+        self._starts_at_once = not inspect.iscoroutinefunction(on_command)
         self.publish_timeout = publish_timeout
         self.reconnect_wait = reconnect_wait
         self.queue_name = commands_queue_name(name)
@@ -590,17 +601,19 @@ class ActorEndpoint:
         """Consumer callback, called from the channel's reader: never raises (a failure
         here would stop nothing but logs), never blocks.
 
-        The command runs in a task of its own (commands must outlive the intake
-        channel, and the channel reads nothing while this runs). The ack goes into the
-        connection's next write, with whatever else is written then; nothing waits for
-        it (aio-pika's ack waits for aiormq's writer task to send it).
+        The ack is written first (nothing waits for it: aio-pika's ack waits for
+        aiormq's writer task to send it), so that it leaves before anything the command
+        makes the bridge send (at most once: protocol_specs/amqp.md). Then the command
+        runs in a task of its own (commands must outlive the intake channel, and the
+        channel reads nothing while this runs); a handler that starts at once (see
+        :class:`ActorEndpoint`) sends the command on before this returns.
         """
-        self._accept(message)
         try:
             tag = message.delivery.delivery_tag  # type: ignore[union-attr]
             writer.ack(message.channel, tag)  # type: ignore[arg-type]
         except Exception as exc:
             log.warning("%s: could not ack delivery: %r", self.name, exc)
+        self._accept(message)
 
     def _accept(self, message: DeliveredMessage) -> None:
         """Start serving one message (a delivery, or one fetched while releasing); a
@@ -617,7 +630,13 @@ class ActorEndpoint:
             return
         incoming = IncomingCommand(self, command)
         self._in_flight.add(incoming)
-        self._spawn(self._run(incoming), str(command.command_id))
+        work: Awaitable[None] | None = None
+        if self._starts_at_once:
+            try:
+                work = self.on_command(incoming)
+            except Exception as exc:  # failed before its first await: the task reports it
+                work = _raised(exc)
+        self._spawn(self._run(incoming, work), str(command.command_id))
 
     def _spawn(self, coro: Awaitable[None], what: str) -> None:
         loop = self._loop
@@ -627,9 +646,11 @@ class ActorEndpoint:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, command: IncomingCommand) -> None:
+    async def _run(self, command: IncomingCommand, work: Awaitable[None] | None) -> None:
+        """Await the command's handler (``work``: what it returned when it started at
+        once, else None: call it now); fail the command if it raises."""
         try:
-            await self.on_command(command)
+            await (self.on_command(command) if work is None else work)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -200,6 +200,14 @@ class _ReplyPublisher:
         self._timer = self.loop.call_at(oldest + timeout, self._arm_timer)
 
 
+async def _published(publisher: _ReplyPublisher) -> None:
+    """Wait until every reply of the command is published (or publishing failed)."""
+    try:
+        await publisher.finished
+    finally:
+        publisher.close()
+
+
 class AmqpFace:
     """The AMQP side of one legacy actor.
 
@@ -275,23 +283,29 @@ class AmqpFace:
             self._broadcaster.cancel()
             self._broadcaster = None
 
-    async def _on_command(self, command: IncomingCommand) -> None:
+    def _on_command(self, command: IncomingCommand) -> Awaitable[None]:
+        """The endpoint's handler: sends the command on to the target at once (in the
+        turn its delivery was read in, right after the ack: a plain function, so the
+        endpoint calls it there) and returns what ends when its replies are published."""
         self.counters["commands"] += 1
         text = command.command_string
         if self.schema is not None and text.strip() == "get_schema":
-            await command.reply(">", {})
-            await command.finish({"schema": json.dumps(self.schema)})
-            return
+            return self._answer_schema(command)
         publisher = _ReplyPublisher(command, self.counters)
-        handle = self._issued.add(self.target.send_command(
-            self.name, text, commander=command.commander_id, callback=publisher.add,
-            time_limit=self.time_limit))
+        try:
+            handle = self._issued.add(self.target.send_command(
+                self.name, text, commander=command.commander_id, callback=publisher.add,
+                time_limit=self.time_limit))
+        except BaseException:
+            publisher.close()
+            raise
         if self.metrics is not None:
             self.metrics.track(self.name, "amqp", handle, command.commander_id, command.command_id)
-        try:
-            await publisher.finished
-        finally:
-            publisher.close()
+        return _published(publisher)
+
+    async def _answer_schema(self, command: IncomingCommand) -> None:
+        await command.reply(">", {})
+        await command.finish({"schema": json.dumps(self.schema)})
 
     def _on_command_reply(self, reply: Reply, handle: CommandHandle) -> None:
         """A reply to a command someone else sent the actor: a broadcast, as in hub mode."""

@@ -1,0 +1,89 @@
+"""When an endpoint's handler starts: a plain function at once, a coroutine in its task.
+
+The relay's handler (``AmqpFace._on_command``) is a plain function that sends the command
+on to its legacy actor and returns an awaitable for the rest; the endpoint calls it in
+the turn the delivery was read in, after writing the delivery's ack (at most once: the
+ack leaves before anything the command makes the bridge send), instead of waiting for
+the command task's first turn. A coroutine handler runs in the task as before. Either
+way a handler that raises gets its command failed, with exactly one terminal reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bridge.amqp import IncomingCommand, writer
+from tests.amqp.helpers import WAIT, clu_client, clu_command, endpoint
+from tests.support.aio import aio_test
+
+
+@pytest.fixture
+def acks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records ``ack`` when the endpoint writes an ack (the handlers record themselves)."""
+    events: list[str] = []
+    real = writer.ack
+
+    def ack(channel: Any, tag: int) -> None:
+        events.append("ack")
+        real(channel, tag)
+
+    monkeypatch.setattr(writer, "ack", ack)
+    return events
+
+
+@aio_test
+async def test_a_plain_handler_starts_in_the_deliverys_turn_after_the_ack(
+        amqp_url: str, acks: list[str]) -> None:
+    started: list[Any] = []
+
+    def handler(cmd: IncomingCommand) -> Any:
+        acks.append("handler")
+        started.append(asyncio.current_task())
+
+        async def rest() -> None:
+            acks.append("task")
+            await cmd.reply(">")
+            await cmd.reply(":", {"text": "Pong."})
+
+        return rest()
+
+    async with endpoint(amqp_url, "eager_ep", handler), clu_client(amqp_url, "c1") as client:
+        done = await clu_command(client, "eager_ep", "ping")
+    assert done.status.did_succeed
+    assert acks == ["ack", "handler", "task"]
+    # called from the reader, not from the task that awaits what it returned
+    assert started[0] is None or not started[0].get_name().startswith("eager_ep:")
+
+
+@aio_test
+async def test_a_coroutine_handler_runs_in_its_task(amqp_url: str, acks: list[str]) -> None:
+    started: list[Any] = []
+
+    async def handler(cmd: IncomingCommand) -> None:
+        acks.append("handler")
+        started.append(asyncio.current_task())
+        await cmd.reply(":", {"text": "Pong."})
+
+    async with endpoint(amqp_url, "lazy_ep", handler), clu_client(amqp_url, "c2") as client:
+        done = await clu_command(client, "lazy_ep", "ping")
+    assert done.status.did_succeed
+    assert acks == ["ack", "handler"]
+    assert started[0] is not None and started[0].get_name().startswith("lazy_ep:")
+
+
+@aio_test
+async def test_a_plain_handler_that_raises_fails_its_command_once(amqp_url: str) -> None:
+    def handler(cmd: IncomingCommand) -> Any:
+        raise RuntimeError("no way")
+
+    async with endpoint(amqp_url, "raising_ep", handler), \
+            clu_client(amqp_url, "c3") as client:
+        done = await clu_command(client, "raising_ep", "ping")
+        await asyncio.sleep(0.2)  # a second terminal reply would arrive by now
+    assert done.status.did_fail
+    terminal = [r for r in done.replies if r.message_code in (":", "f", "!")]
+    assert len(terminal) == 1
+    assert "RuntimeError: no way" in terminal[0].message["error"]
