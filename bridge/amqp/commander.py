@@ -309,6 +309,7 @@ class AmqpCommander:
         callback: ReplyCallback | None = None,
         time_limit: float | None = None,
         write_to_log: bool = True,
+        handle: CommandHandle | None = None,
     ) -> CommandHandle:
         """Like :meth:`send_command`, but return the handle at once: the command is
         written now if nothing needs waiting for (see :meth:`_publish_now`), else
@@ -317,9 +318,12 @@ class AmqpCommander:
         The command is tracked before this returns, so no reply can be missed; a
         publishing failure ends the handle later, never here. Raises as
         :meth:`send_command` for a bad name, a duplicate id or a stopped commander.
+        ``handle``: track this handle (made by the caller for this ``actor``,
+        ``command_string`` and ``command_id``, with its own callback) instead of making
+        one, so that a relay keeps one handle per command, not one wrapping another.
         """
         handle, message = self._track(actor, command_string, commander_id, command_id,
-                                      internal, callback, time_limit, write_to_log)
+                                      internal, callback, time_limit, write_to_log, handle)
         if self._publish_now(handle, message) is None:
             task = asyncio.ensure_future(self._publish(handle, message))
             self._publishing.add(task)
@@ -338,8 +342,9 @@ class AmqpCommander:
         callback: ReplyCallback | None,
         time_limit: float | None,
         write_to_log: bool,
+        handle: CommandHandle | None = None,
     ) -> tuple[CommandHandle, CommandMessage]:
-        """Check the arguments, make the handle and put it in :attr:`running`."""
+        """Check the arguments, make the handle (unless given) and put it in :attr:`running`."""
         check_name(actor)
         if not command_string.strip():
             raise ValueError("empty command (a clu actor never answers one)")
@@ -362,8 +367,13 @@ class AmqpCommander:
             write_to_log=write_to_log,
             reply_to=self.queue_name,
         )
-        handle = CommandHandle(actor, command_string, commander=message.commander_id,
-                               command_id=command_id, callback=callback)
+        if handle is None:
+            handle = CommandHandle(actor, command_string, commander=message.commander_id,
+                                   command_id=command_id, callback=callback)
+        elif callback is not None or handle.command_id != command_id \
+                or handle.actor != actor or handle.text != command_string or handle.done():
+            raise ValueError(f"{handle!r} is not a running handle of command {command_id!r} "
+                             f"to {actor!r} (or a callback was given too)")
         self.running.add(command_id, handle, time_limit)
         return handle, message
 

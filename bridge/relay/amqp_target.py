@@ -83,7 +83,7 @@ class AmqpTarget:
         try:
             self.commander.submit_command(
                 actor, text, commander_id=f"{commander}.{actor}" if commander else None,
-                command_id=command_id, callback=handle.add_reply, time_limit=time_limit)
+                command_id=command_id, time_limit=time_limit, handle=handle)
         except Exception as exc:  # bad names, commander stopped...
             loop.call_soon(handle.fail, f"Could not send the command to {actor!r}: {exc}")
             return handle

@@ -91,3 +91,35 @@ async def test_a_confirm_that_does_not_come_in_time_fails_the_command(amqp_url: 
         handle = await cmdr.send_command("cluactor", "ping")
         await handle.wait(WAIT)
         assert handle.succeeded
+
+
+@aio_test
+async def test_a_callers_handle_is_tracked_itself(amqp_url: str) -> None:
+    """``submit_command(handle=...)``: the relay's own handle is the one the commander
+    tracks and answers (one handle per relayed command, not one wrapping another)."""
+    from bridge.core import CommandHandle
+
+    async with clu_actor(amqp_url, "cluactor"), commander(amqp_url, "ownhandle") as cmdr:
+        seen: list[str] = []
+        mine = CommandHandle("cluactor", "ping", commander="APO.john", command_id="id-own-1",
+                             callback=lambda reply: seen.append(reply.code))
+        assert cmdr.submit_command("cluactor", "ping", command_id="id-own-1",
+                                   handle=mine) is mine
+        assert cmdr.running.get("id-own-1") is mine
+        await mine.wait(WAIT)
+        assert mine.succeeded and seen == [">", ":"] and mine.commander == "APO.john"
+        for command_id, bad in (
+            ("id-2", dict(handle=CommandHandle("cluactor", "ping", command_id="other"))),
+            ("id-2", dict(handle=CommandHandle("elsewhere", "ping", command_id="id-2"))),
+            ("id-2", dict(handle=CommandHandle("cluactor", "status", command_id="id-2"))),
+            ("id-2", dict(handle=CommandHandle("cluactor", "ping", command_id="id-2"),
+                          callback=print)),  # a callback besides the handle's own
+            ("id-own-1", dict(handle=mine)),  # it has ended
+        ):
+            try:
+                cmdr.submit_command("cluactor", "ping", command_id=command_id, **bad)
+            except ValueError:
+                pass
+            else:
+                raise AssertionError(f"accepted {bad}")
+            assert command_id not in cmdr.running

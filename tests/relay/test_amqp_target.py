@@ -12,8 +12,8 @@ from tests.support.aio import aio_test
 
 class FakeCommander:
     """What AmqpTarget uses of an AmqpCommander: submitted commands are kept, replies
-    are delivered by the test (``callback`` for the command, ``heard`` for everything
-    the commander's queue hears)."""
+    are delivered by the test (``submitted[id]``: the ``add_reply`` of the command's
+    handle, ``heard`` for everything the commander's queue hears)."""
 
     def __init__(self) -> None:
         self.listeners: list = []
@@ -25,9 +25,11 @@ class FakeCommander:
     def listen_to(self, sender) -> None:  # noqa: ANN001
         pass
 
-    def submit_command(self, actor, text, *, commander_id, command_id, callback,  # noqa: ANN001
-                       time_limit) -> None:
-        self.submitted[command_id] = callback
+    def submit_command(self, actor, text, *, commander_id, command_id,  # noqa: ANN001
+                       time_limit, handle) -> None:
+        # the target's own handle is tracked (one handle per command): replies go to it
+        assert handle.command_id == command_id and handle.actor == actor
+        self.submitted[command_id] = handle.add_reply
 
     def heard(self, reply: Reply) -> None:
         for listener in self.listeners:
