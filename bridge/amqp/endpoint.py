@@ -49,6 +49,7 @@ and disturbs no reply.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -291,6 +292,8 @@ class ActorEndpoint:
         self._consumer_tag: str | None = None
         self._in_flight: set[IncomingCommand] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Futures handlers returned (commands that need no task of their own).
+        self._futures: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None  # looked up once
         self.handover = Handover(name)
         self._releasing: asyncio.Task[None] | None = None
@@ -528,6 +531,8 @@ class ActorEndpoint:
                 log.warning("%s: could not fail command %s at stop: %r", self.name, command, exc)
         for task in list(self._tasks):
             task.cancel()
+        for future in list(self._futures):
+            future.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._releasing is not None and not self._releasing.done():
@@ -636,7 +641,23 @@ class ActorEndpoint:
                 work = self.on_command(incoming)
             except Exception as exc:  # failed before its first await: the task reports it
                 work = _raised(exc)
+            if asyncio.isfuture(work):  # nothing to run: its end is watched, no task
+                self._futures.add(work)  # type: ignore[arg-type]
+                work.add_done_callback(  # type: ignore[union-attr]
+                    functools.partial(self._future_done, incoming))
+                return
         self._spawn(self._run(incoming, work), str(command.command_id))
+
+    def _future_done(self, command: IncomingCommand, future: asyncio.Future[Any]) -> None:
+        """The future a handler returned for ``command`` is done: as :meth:`_run` ends."""
+        self._futures.discard(future)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if exc is not None:
+            self._log_failure(command, exc)
+            if not command.done:
+                self._spawn(self._fail_for(command, exc), f"{command.command_id}:failed")
 
     def _spawn(self, coro: Awaitable[None], what: str) -> None:
         loop = self._loop
@@ -654,18 +675,27 @@ class ActorEndpoint:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if isinstance(exc, AmqpUnavailable):  # the broker, not the handler: no traceback
-                log.error("%s: could not deliver a reply of %r: %s", self.name, command, exc)
-            else:
-                log.exception("%s: command handler failed for %r", self.name, command)
-            if not command.done:
-                try:
-                    await command.fail(
-                        f"Command {command.command_string!r} failed because of an uncaught "
-                        f"error '{type(exc).__name__}: {exc}'."
-                    )
-                except Exception as exc2:
-                    log.error("%s: could not fail %r: %r", self.name, command, exc2)
+            self._log_failure(command, exc)
+            await self._fail_for(command, exc)
+
+    def _log_failure(self, command: IncomingCommand, exc: BaseException) -> None:
+        """Log why ``command``'s handler failed."""
+        if isinstance(exc, AmqpUnavailable):  # the broker, not the handler: no traceback
+            log.error("%s: could not deliver a reply of %r: %s", self.name, command, exc)
+        else:
+            log.error("%s: command handler failed for %r", self.name, command, exc_info=exc)
+
+    async def _fail_for(self, command: IncomingCommand, exc: BaseException) -> None:
+        """Fail ``command`` (unless it has ended) because its handler raised ``exc``."""
+        if command.done:
+            return
+        try:
+            await command.fail(
+                f"Command {command.command_string!r} failed because of an uncaught "
+                f"error '{type(exc).__name__}: {exc}'."
+            )
+        except Exception as exc2:
+            log.error("%s: could not fail %r: %r", self.name, command, exc2)
 
     async def _reject(self, message: DeliveredMessage, err: MessageError) -> None:
         """Answer a malformed delivery with ``f`` (to its commander, else broadcast)."""

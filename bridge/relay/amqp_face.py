@@ -100,6 +100,10 @@ class _ReplyPublisher:
         else:
             self._start(reply)
 
+    def closed(self, _finished: asyncio.Future[None]) -> None:
+        """:meth:`close`, as a done callback of :attr:`finished`."""
+        self.close()
+
     def close(self) -> None:
         """Stop: replies not yet published are dropped (after a failure or a cancel)."""
         self._waiting.clear()
@@ -200,14 +204,6 @@ class _ReplyPublisher:
         self._timer = self.loop.call_at(oldest + timeout, self._arm_timer)
 
 
-async def _published(publisher: _ReplyPublisher) -> None:
-    """Wait until every reply of the command is published (or publishing failed)."""
-    try:
-        await publisher.finished
-    finally:
-        publisher.close()
-
-
 class AmqpFace:
     """The AMQP side of one legacy actor.
 
@@ -286,7 +282,8 @@ class AmqpFace:
     def _on_command(self, command: IncomingCommand) -> Awaitable[None]:
         """The endpoint's handler: sends the command on to the target at once (in the
         turn its delivery was read in, right after the ack: a plain function, so the
-        endpoint calls it there) and returns what ends when its replies are published."""
+        endpoint calls it there) and returns the future that ends when its replies are
+        published (the endpoint watches it; no task per command)."""
         self.counters["commands"] += 1
         text = command.command_string
         if self.schema is not None and text.strip() == "get_schema":
@@ -301,7 +298,9 @@ class AmqpFace:
             raise
         if self.metrics is not None:
             self.metrics.track(self.name, "amqp", handle, command.commander_id, command.command_id)
-        return _published(publisher)
+        finished = publisher.finished  # done when every reply is published (or failed)
+        finished.add_done_callback(publisher.closed)
+        return finished
 
     async def _answer_schema(self, command: IncomingCommand) -> None:
         await command.reply(">", {})

@@ -87,3 +87,44 @@ async def test_a_plain_handler_that_raises_fails_its_command_once(amqp_url: str)
     terminal = [r for r in done.replies if r.message_code in (":", "f", "!")]
     assert len(terminal) == 1
     assert "RuntimeError: no way" in terminal[0].message["error"]
+
+
+@aio_test
+async def test_a_future_from_a_plain_handler_is_watched_without_a_task(amqp_url: str) -> None:
+    """The relay returns the future of its replies' publishing: the endpoint watches it
+    (no task per command); if it fails, the command is failed once; at stop it is
+    cancelled."""
+    loop = asyncio.get_running_loop()
+    futures: dict[str, asyncio.Future[None]] = {}
+    tasks_while_running: list[int] = []
+
+    def handler(cmd: IncomingCommand) -> Any:
+        future = futures[cmd.command_string] = loop.create_future()
+        if cmd.command_string == "ok":
+            async def answer() -> None:
+                tasks_while_running.append(len(ep._tasks))
+                await cmd.reply(":", {"text": "fine"})
+                future.set_result(None)
+            loop.call_soon(lambda: asyncio.ensure_future(answer()))
+        elif cmd.command_string == "broken":
+            loop.call_soon(future.set_exception, RuntimeError("publishing broke"))
+        return future
+
+    async with endpoint(amqp_url, "future_ep", handler) as ep, \
+            clu_client(amqp_url, "c4") as client:
+        done = await clu_command(client, "future_ep", "ok")
+        assert done.status.did_succeed and tasks_while_running == [0]
+        failed = await clu_command(client, "future_ep", "broken")
+        await asyncio.sleep(0.2)  # a second terminal reply would arrive by now
+        assert failed.status.did_fail
+        terminal = [r for r in failed.replies if r.message_code in (":", "f", "!")]
+        assert len(terminal) == 1
+        assert "RuntimeError: publishing broke" in terminal[0].message["error"]
+        await client.send_command("future_ep", "hangs", await_command=False)
+        for _ in range(200):
+            if "hangs" in futures:
+                break
+            await asyncio.sleep(0.01)
+        assert not futures["hangs"].done()
+        await ep.stop()
+        assert futures["hangs"].cancelled() and not ep._futures
