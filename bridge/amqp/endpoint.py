@@ -308,6 +308,13 @@ class ActorEndpoint:
         return self._queue is not None and self.handover.accepting
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the endpoint runs on (found once, at :meth:`start`)."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    @property
     def in_flight(self) -> list[IncomingCommand]:
         """Commands received and not finished yet."""
         return list(self._in_flight)
@@ -318,6 +325,7 @@ class ActorEndpoint:
             raise AmqpError(f"endpoint {self.name!r} already started")
         if not self.handover.accepting:
             raise AmqpError(f"endpoint {self.name!r} was released; build a new one")
+        self._loop = asyncio.get_running_loop()  # the commands' (a look-up costs a getpid())
         self._channel = await self.connection.open_channel()
         try:
             self._intake = await self.connection.open_channel()

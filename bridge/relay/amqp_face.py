@@ -79,7 +79,7 @@ class _ReplyPublisher:
     def __init__(self, command: IncomingCommand, counters: dict[str, int]) -> None:
         self.command = command
         self.counters = counters
-        self.loop = command.endpoint._loop or asyncio.get_running_loop()
+        self.loop = command.endpoint.loop
         self.finished: asyncio.Future[None] = self.loop.create_future()
         #: (reply, confirm future, time published), oldest first.
         self._unconfirmed: deque[tuple[Reply, asyncio.Future[Any], float]] = deque()
