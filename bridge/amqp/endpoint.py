@@ -3,11 +3,13 @@
 :class:`ActorEndpoint` owns the exclusive queue ``<name>_commands`` bound to
 ``command.<name>.#``. Each delivery is acknowledged on receipt (as clu does), decoded
 with :func:`~bridge.protocol.clu_messages.decode_command` and handed to ``on_command``
-as an :class:`IncomingCommand`, awaited in its own task, so commands run concurrently.
-A coroutine function runs entirely in that task; a plain function returning an
-awaitable is called at once, in the turn the delivery was read in (the relay sends
-the command on to its legacy actor there, without waiting for the task's first turn). Replies go to ``reply.<commander_id>`` with clu's headers and
-properties; ``>`` is flagged internal like clu's.
+as an :class:`IncomingCommand`; commands run concurrently. A coroutine function runs
+in a task of its own per command. A plain function returning an awaitable is called
+at once, in the turn the delivery was read in (the relay sends the command on to its
+legacy actor there, without waiting for a task's first turn); what it returns is
+awaited in a task, or, if it is a future, watched by a done callback (no task).
+Replies go to ``reply.<commander_id>`` with clu's headers and properties; ``>`` is
+flagged internal like clu's.
 
 Guarantees:
 
