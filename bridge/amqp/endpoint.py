@@ -244,11 +244,6 @@ class IncomingCommand:
 CommandHandler = Callable[[IncomingCommand], Awaitable[None]]
 
 
-async def _raised(exc: Exception) -> None:
-    """Raise ``exc`` when awaited (a handler that raised while starting)."""
-    raise exc
-
-
 def delivery_unknown(command: IncomingCommand, error: BaseException) -> DeliveryUnknown:
     """The error of a reply of ``command`` written before its link went (as
     :meth:`AmqpChannel.publish` raises it: the reply is not published again)."""
@@ -649,8 +644,9 @@ class ActorEndpoint:
         if self._starts_at_once:
             try:
                 work = self.on_command(incoming)
-            except Exception as exc:  # failed before its first await: the task reports it
-                work = _raised(exc)
+            except Exception as exc:  # failed before its first await
+                self._handler_failed(incoming, exc)
+                return
             if asyncio.isfuture(work):  # nothing to run: its end is watched, no task
                 self._futures.add(work)  # type: ignore[arg-type]
                 work.add_done_callback(  # type: ignore[union-attr]
@@ -665,15 +661,16 @@ class ActorEndpoint:
             return
         exc = future.exception()
         if exc is not None:
-            self._log_failure(command, exc)
-            if not command.done:
-                self._spawn(self._fail_for(command, exc), f"{command.command_id}:failed")
+            self._handler_failed(command, exc)
+
+    def _handler_failed(self, command: IncomingCommand, exc: BaseException) -> None:
+        """Outside a task: log why ``command``'s handler failed and fail it in one."""
+        self._log_failure(command, exc)
+        if not command.done:
+            self._spawn(self._fail_for(command, exc), f"{command.command_id}:failed")
 
     def _spawn(self, coro: Awaitable[None], what: str) -> None:
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        task = loop.create_task(coro, name=f"{self.name}:{what}")  # type: ignore[arg-type]
+        task = self.loop.create_task(coro, name=f"{self.name}:{what}")  # type: ignore[arg-type]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

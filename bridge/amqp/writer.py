@@ -212,12 +212,8 @@ def _reject_on_close(channel: aiormq.Channel) -> None:
     confirmations = channel.confirmations
 
     def reject(closing: asyncio.Future[Any]) -> None:
-        if closing.cancelled():
-            reason: BaseException = aiormq.exceptions.ChannelInvalidStateError(
-                f"{channel!r} closed")
-        else:
-            reason = closing.exception() or aiormq.exceptions.ChannelInvalidStateError(
-                f"{channel!r} closed")
+        reason = (None if closing.cancelled() else closing.exception()) \
+            or aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
         for pending in list(confirmations.values()):
             if isinstance(pending, asyncio.Future) and not pending.done():
                 pending.set_exception(reason)
