@@ -11,7 +11,10 @@ with the same error as a future of aiormq's own, and none is left waiting.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
 from pamqp import commands as spec
 
 from bridge.amqp import receiver, writer
@@ -57,25 +60,25 @@ def _same_rejection(ours: asyncio.Future, theirs: asyncio.Future) -> None:
     assert str(ours.exception()) == str(theirs.exception())
 
 
+async def _close_the_channel(conn: Any, wrapped: Any, channel: Any) -> None:
+    await conn.release_channel(wrapped)
+
+
+async def _lose_the_connection(conn: Any, wrapped: Any, channel: Any) -> None:
+    reader = receiver._bound[channel.write_queue]
+    reader.stream_writer.transport.abort()  # the socket goes, as when a broker dies
+
+
+@pytest.mark.parametrize("end", [_close_the_channel, _lose_the_connection],
+                         ids=["channel closed", "connection lost"])
 @aio_test
-async def test_closing_the_channel_rejects_pending_confirmations(amqp_url: str) -> None:
+async def test_the_end_of_the_channel_rejects_pending_confirmations(
+        amqp_url: str, end: Callable[..., Awaitable[None]]) -> None:
     async with amqp_connection(amqp_url) as conn:
         wrapped = await conn.open_channel()
         channel = writer.usable_channel(wrapped.channel)
         ours, theirs = await _pending_pair(channel)
-        await conn.release_channel(wrapped)
-        await asyncio.wait([ours, theirs], timeout=WAIT)
-        _same_rejection(ours, theirs)
-
-
-@aio_test
-async def test_losing_the_connection_rejects_pending_confirmations(amqp_url: str) -> None:
-    async with amqp_connection(amqp_url) as conn:
-        wrapped = await conn.open_channel()
-        channel = writer.usable_channel(wrapped.channel)
-        ours, theirs = await _pending_pair(channel)
-        reader = receiver._bound[channel.write_queue]  # type: ignore[union-attr]
-        reader.stream_writer.transport.abort()  # the socket goes, as when a broker dies
+        await end(conn, wrapped, channel)
         await asyncio.wait([ours, theirs], timeout=WAIT)
         _same_rejection(ours, theirs)
 

@@ -20,6 +20,15 @@ from tests.amqp.helpers import WAIT, clu_client, clu_command, endpoint
 from tests.support.aio import aio_test
 
 
+async def _failed_once(done: Any, error: str) -> None:
+    """``done`` (a clu command) failed with ``error`` in its one terminal reply."""
+    await asyncio.sleep(0.2)  # a second terminal reply would arrive by now
+    assert done.status.did_fail
+    terminal = [r for r in done.replies if r.message_code in (":", "f", "!")]
+    assert len(terminal) == 1
+    assert error in terminal[0].message["error"]
+
+
 @pytest.fixture
 def acks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records ``ack`` when the endpoint writes an ack (the handlers record themselves)."""
@@ -82,11 +91,7 @@ async def test_a_plain_handler_that_raises_fails_its_command_once(amqp_url: str)
     async with endpoint(amqp_url, "raising_ep", handler), \
             clu_client(amqp_url, "c3") as client:
         done = await clu_command(client, "raising_ep", "ping")
-        await asyncio.sleep(0.2)  # a second terminal reply would arrive by now
-    assert done.status.did_fail
-    terminal = [r for r in done.replies if r.message_code in (":", "f", "!")]
-    assert len(terminal) == 1
-    assert "RuntimeError: no way" in terminal[0].message["error"]
+        await _failed_once(done, "RuntimeError: no way")
 
 
 @aio_test
@@ -115,11 +120,7 @@ async def test_a_future_from_a_plain_handler_is_watched_without_a_task(amqp_url:
         done = await clu_command(client, "future_ep", "ok")
         assert done.status.did_succeed and tasks_while_running == [0]
         failed = await clu_command(client, "future_ep", "broken")
-        await asyncio.sleep(0.2)  # a second terminal reply would arrive by now
-        assert failed.status.did_fail
-        terminal = [r for r in failed.replies if r.message_code in (":", "f", "!")]
-        assert len(terminal) == 1
-        assert "RuntimeError: publishing broke" in terminal[0].message["error"]
+        await _failed_once(failed, "RuntimeError: publishing broke")
         await client.send_command("future_ep", "hangs", await_command=False)
         for _ in range(200):
             if "hangs" in futures:
