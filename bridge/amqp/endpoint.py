@@ -1,7 +1,9 @@
 """An AMQP actor endpoint that clu clients cannot tell from a clu ``AMQPActor``.
 
 :class:`ActorEndpoint` owns the exclusive queue ``<name>_commands`` bound to
-``command.<name>.#``. Each delivery is acknowledged on receipt (as clu does), decoded
+``command.<name>.#``, consumed without acknowledgements (clu acks each delivery on
+receipt, at prefetch 1: for an exclusive queue the same at-most-once delivery, one
+frame and one socket write more per command; see protocol_specs/amqp.md), decoded
 with :func:`~bridge.protocol.clu_messages.decode_command` and handed to ``on_command``
 as an :class:`IncomingCommand`; commands run concurrently. A coroutine function runs
 in a task of its own per command. A plain function returning an awaitable is called
@@ -326,11 +328,12 @@ class ActorEndpoint:
         self._channel = await self.connection.open_channel()
         try:
             self._intake = await self.connection.open_channel()
-            declare = (self._intake.declare_shared_queue if self.ha
-                       else self._intake.declare_exclusive_queue)
-            self._queue, self._consumer_tag = await declare(
-                self.queue_name, [commands_binding(self.name)], self._on_message
-            )
+            if self.ha:
+                self._queue, self._consumer_tag = await self._intake.declare_shared_queue(
+                    self.queue_name, [commands_binding(self.name)], self._ack_and_accept)
+            else:
+                self._queue, self._consumer_tag = await self._intake.declare_exclusive_queue(
+                    self.queue_name, [commands_binding(self.name)], self._accept, no_ack=True)
         except QueueInUse as exc:
             await self._close_channels()
             raise ActorNameInUse(
@@ -369,7 +372,7 @@ class ActorEndpoint:
         started = loop.time()
         queue, self._queue = self._queue, None
         if queue is not None and self._consumer_tag is not None:
-            try:  # deliveries sent before the broker's cancel-ok still reach _on_message
+            try:  # deliveries sent before the broker's cancel-ok still reach _accept
                 await asyncio.wait_for(queue.cancel(self._consumer_tag), 5)
             except Exception as exc:
                 log.warning("%s: cancelling the consumer: %r", self.name, exc)
@@ -607,16 +610,15 @@ class ActorEndpoint:
     def _finished(self, command: IncomingCommand) -> None:
         self._in_flight.discard(command)
 
-    def _on_message(self, message: DeliveredMessage) -> None:
-        """Consumer callback, called from the channel's reader: never raises (a failure
-        here would stop nothing but logs), never blocks.
+    def _ack_and_accept(self, message: DeliveredMessage) -> None:
+        """Consumer callback of the shared (``ha``) queue, whose deliveries need acks,
+        called from the channel's reader: never raises (a failure here would stop
+        nothing but logs), never blocks.
 
         The ack is written first (nothing waits for it: aio-pika's ack waits for
         aiormq's writer task to send it), so that it leaves before anything the command
-        makes the bridge send (at most once: protocol_specs/amqp.md). Then the command
-        runs in a task of its own (commands must outlive the intake channel, and the
-        channel reads nothing while this runs); a handler that starts at once (see
-        :class:`ActorEndpoint`) sends the command on before this returns.
+        makes the bridge send (at most once: protocol_specs/amqp.md); then
+        :meth:`_accept`.
         """
         try:
             tag = message.delivery.delivery_tag  # type: ignore[union-attr]
@@ -627,7 +629,12 @@ class ActorEndpoint:
 
     def _accept(self, message: DeliveredMessage) -> None:
         """Start serving one message (a delivery, or one fetched while releasing); a
-        malformed one is answered with ``f`` (from a task)."""
+        malformed one is answered with ``f`` (from a task). The consumer callback of the
+        exclusive commands queue (no acks), called from the channel's reader: never
+        raises, never blocks. The command runs in a task of its own (commands must
+        outlive the intake channel, and the channel reads nothing while this runs); a
+        handler that starts at once (see :class:`ActorEndpoint`) sends the command on
+        before this returns."""
         try:
             command = incoming_command(message)
         except MessageError as err:

@@ -2,10 +2,15 @@
 
 The relay's handler (``AmqpFace._on_command``) is a plain function that sends the command
 on to its legacy actor and returns an awaitable for the rest; the endpoint calls it in
-the turn the delivery was read in, after writing the delivery's ack (at most once: the
-ack leaves before anything the command makes the bridge send), instead of waiting for
-the command task's first turn. A coroutine handler runs in the task as before. Either
-way a handler that raises gets its command failed, with exactly one terminal reply.
+the turn the delivery was read in, instead of waiting for the command task's first
+turn. A coroutine handler runs in the task as before. Either way a handler that raises
+gets its command failed, with exactly one terminal reply.
+
+Acknowledgements: the exclusive commands queue (clu's) is consumed without them, so
+nothing is written for a delivery; the shared queue of ``ha`` is consumed with acks,
+and the ack is written before the handler starts (at most once: the ack leaves before
+anything the command makes the bridge send). What the broker was told is checked with
+``rabbitmqctl list_consumers``.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from yarl import URL
 
-from bridge.amqp import IncomingCommand, writer
-from tests.amqp.helpers import WAIT, clu_client, clu_command, endpoint
+from bridge.amqp import ActorEndpoint, IncomingCommand, writer
+from tests.amqp.helpers import WAIT, amqp_connection, clu_client, clu_command, endpoint
 from tests.support.aio import aio_test
 
 
@@ -43,9 +49,24 @@ def acks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return events
 
 
+def _ack_required(rabbitmq: Any, amqp_url: str, queue: str) -> list[str]:
+    """The broker's ``ack_required`` of each consumer of ``queue`` (``true``/``false``)."""
+    vhost = URL(amqp_url).path[1:] or "/"
+    out = rabbitmq.ctl("list_consumers", "-p", vhost, "queue_name", "ack_required")
+    return [line.split()[1] for line in out.splitlines()
+            if line.split() and line.split()[0] == queue]
+
+
+#: (ha, what the broker says of the consumer, the events before the command's task).
+ACK_MODES = [pytest.param(False, ["false"], ["handler", "task"], id="exclusive-no-acks"),
+             pytest.param(True, ["true"], ["ack", "handler", "task"], id="ha-ack-first")]
+
+
+@pytest.mark.parametrize(("ha", "broker_says", "expected"), ACK_MODES)
 @aio_test
-async def test_a_plain_handler_starts_in_the_deliverys_turn_after_the_ack(
-        amqp_url: str, acks: list[str]) -> None:
+async def test_a_plain_handler_starts_in_the_deliverys_turn(
+        rabbitmq: Any, amqp_url: str, acks: list[str], ha: bool, broker_says: list[str],
+        expected: list[str]) -> None:
     started: list[Any] = []
 
     def handler(cmd: IncomingCommand) -> Any:
@@ -59,16 +80,25 @@ async def test_a_plain_handler_starts_in_the_deliverys_turn_after_the_ack(
 
         return rest()
 
-    async with endpoint(amqp_url, "eager_ep", handler), clu_client(amqp_url, "c1") as client:
-        done = await clu_command(client, "eager_ep", "ping")
+    async with amqp_connection(amqp_url) as conn, clu_client(amqp_url, "c1") as client:
+        ep = await ActorEndpoint(conn, "eager_ep", handler, ha=ha).start()
+        try:
+            assert await asyncio.to_thread(
+                _ack_required, rabbitmq, amqp_url, "eager_ep_commands") == broker_says
+            done = await asyncio.wait_for(clu_command(client, "eager_ep", "ping"), WAIT)
+        finally:
+            await ep.stop()
     assert done.status.did_succeed
-    assert acks == ["ack", "handler", "task"]
+    assert acks == expected
     # called from the reader, not from the task that awaits what it returned
     assert started[0] is None or not started[0].get_name().startswith("eager_ep:")
 
 
+@pytest.mark.parametrize(("ha", "broker_says", "expected"), ACK_MODES)
 @aio_test
-async def test_a_coroutine_handler_runs_in_its_task(amqp_url: str, acks: list[str]) -> None:
+async def test_a_coroutine_handler_runs_in_its_task(
+        amqp_url: str, acks: list[str], ha: bool, broker_says: list[str],
+        expected: list[str]) -> None:
     started: list[Any] = []
 
     async def handler(cmd: IncomingCommand) -> None:
@@ -76,10 +106,14 @@ async def test_a_coroutine_handler_runs_in_its_task(amqp_url: str, acks: list[st
         started.append(asyncio.current_task())
         await cmd.reply(":", {"text": "Pong."})
 
-    async with endpoint(amqp_url, "lazy_ep", handler), clu_client(amqp_url, "c2") as client:
-        done = await clu_command(client, "lazy_ep", "ping")
+    async with amqp_connection(amqp_url) as conn, clu_client(amqp_url, "c2") as client:
+        ep = await ActorEndpoint(conn, "lazy_ep", handler, ha=ha).start()
+        try:
+            done = await asyncio.wait_for(clu_command(client, "lazy_ep", "ping"), WAIT)
+        finally:
+            await ep.stop()
     assert done.status.did_succeed
-    assert acks == ["ack", "handler"]
+    assert acks == expected[:-1]
     assert started[0] is not None and started[0].get_name().startswith("lazy_ep:")
 
 

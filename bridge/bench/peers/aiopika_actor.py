@@ -6,9 +6,10 @@ commands as a clu actor would on the wire (same exchange, queue, headers, JSON
 bodies): ``ping`` -> ``>`` then ``: {"text": "Pong."}``; ``spam N`` -> N
 ``i {"spam_index": k}`` then ``: {"spam_count": N}``; anything else ``f``. Replies
 are published exactly as the bridge's AMQP face publishes them (publisher confirms, in
-order, up to the bridge's window of unconfirmed replies; frames encoded by :class:`bridge.amqp.frames.ReplyFrames`
-and written by :mod:`bridge.amqp.writer` onto aiormq's write queue, several per socket
-write), with no validation, logging or translation at all: what one process publishing
+order, up to the bridge's window of unconfirmed replies; frames encoded by
+:class:`bridge.amqp.frames.ReplyFrames` and written by :mod:`bridge.amqp.writer` onto
+aiormq's write queue, several per socket write) and commands are consumed as the bridge
+consumes them (without acknowledgements), with no validation, logging or translation at all: what one process publishing
 the bridge's way gets through this machine's broker is the floor of the relay.
 
 ``blast N`` answers like ``spam N`` but publishes on a second channel *without*
@@ -179,7 +180,6 @@ async def main(argv: list[str] | None = None) -> int:
     tasks: set[asyncio.Task[None]] = set()
 
     async def on_message(message: Any) -> None:
-        await message.ack()
         try:
             text = json.loads(message.body)["command_string"]
         except (ValueError, KeyError, TypeError):
@@ -189,7 +189,7 @@ async def main(argv: list[str] | None = None) -> int:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    await queue.consume(on_message)
+    await queue.consume(on_message, no_ack=True)  # as the bridge consumes its commands
     announce_ready(name, args.url)
     try:
         await wait_for_stop_signal()
