@@ -54,6 +54,7 @@ from pamqp.exceptions import PAMQPException
 from pamqp.header import ContentHeader
 from yarl import URL
 
+from .. import writes
 from .decoding import decode_frame
 
 __all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "InlineConsumer",
@@ -182,7 +183,18 @@ class FrameReader(asyncio.StreamReader):
         does, without the two reader tasks' hops -- and a publisher confirm (``Basic.Ack``
         / ``Basic.Nack``, as aiormq's ``_on_confirm_frame``). The first frame that is
         anything else stops it: what follows must not overtake it.
+
+        Several deliveries in one read (more frames than one delivery's three: a
+        command's ``>`` and ``:``, say) are handled inside a :class:`bridge.writes.held`
+        stretch, so that what they make the bridge write to one peer (a legacy client)
+        leaves in one write.
         """
+        if len(decoded) > 3:
+            with writes.held():
+                return self._dispatch_frames(decoded)
+        return self._dispatch_frames(decoded)
+
+    def _dispatch_frames(self, decoded: list[Any]) -> int:
         connection = self.connection
         channels = connection.channels
         count = len(decoded)

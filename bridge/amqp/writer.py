@@ -16,6 +16,7 @@ what the broker confirms by.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import weakref
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from pamqp.header import ContentHeader
 from .. import writes
 from .frames import new_message_id
 from .receiver import direct_writer
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FrameWriter", "ack", "confirmation_future", "message_frames", "new_message_id",
            "publish", "publish_message", "usable_channel", "writer_for"]
@@ -118,9 +121,14 @@ class FrameWriter:
         self._direct_this_turn = False
 
     def _flush_held(self) -> None:
+        """Write what a held stretch kept (never raises: the stretch may be a reader of
+        another connection, which must not stop for this one's error)."""
         held, self._held = self._held, None
         if held:
-            self.write(b"".join(held))
+            try:
+                self.write(b"".join(held))
+            except Exception:
+                log.exception("could not write %d held AMQP frame(s)", len(held))
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.Queue[Any], FrameWriter] = \

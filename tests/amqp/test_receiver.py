@@ -24,9 +24,12 @@ from pamqp import frame as pamqp_frame
 from pamqp.body import ContentBody
 from pamqp.header import ContentHeader, ProtocolHeader
 from pamqp.heartbeat import Heartbeat
+from twisted.internet.testing import StringTransport
 
+from bridge import writes
 from bridge.amqp import receiver
 from bridge.amqp.receiver import BatchFrameReceiver, FrameReader
+from bridge.legacy.framing import LineProtocol
 from tests.amqp.helpers import WAIT, amqp_connection
 from tests.support.aio import aio_test
 
@@ -362,6 +365,46 @@ async def test_a_complete_delivery_goes_to_its_inline_consumer_at_once() -> None
     assert received[0].channel is channel and received[0].header.body_size == 8
     assert reader.dispatched == 5 and not reader.frames
     assert not any(t.done() for t in tasks)  # aiormq's readers never woke
+    for t in tasks:
+        t.cancel()
+
+
+class _CountingTransport(StringTransport):
+    """A transport that counts its writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+@aio_test
+async def test_what_the_deliveries_of_one_read_write_to_a_legacy_peer_leaves_in_one_write(
+        ) -> None:
+    """Two deliveries in one read (a clu actor's ``>`` and ``:``) are handled in one
+    held stretch: the two lines they make the bridge write to a legacy client leave in
+    one write (one system call, one wake-up of the client); a read of one delivery
+    writes at once, outside any stretch."""
+    peer, transport = LineProtocol(), _CountingTransport()
+    peer.makeConnection(transport)
+    reader, channel, held = new_reader(), FakeChannel(1), []
+
+    def relay(message: DeliveredMessage) -> None:
+        held.append(writes.holding())
+        peer.send_line(f"1 1 {message.body.decode()}")
+
+    channel.consumers["ctag"] = aiormq.tools.awaitable(receiver.InlineConsumer(relay))
+    reader.bind(FakeConnection(channel))
+    tasks = await waiting_readers(reader, channel)
+    reader.feed_data(wire(message_frames(1, b">", 1)) + wire(message_frames(1, b":", 2)))
+    assert held == [True, True]
+    assert transport.writes == 1 and transport.value() == b"1 1 >\n1 1 :\n"
+    reader.feed_data(wire(message_frames(1, b"i", 3)))
+    assert held == [True, True, False]
+    assert transport.writes == 2 and transport.value().endswith(b"\n1 1 i\n")
     for t in tasks:
         t.cancel()
 

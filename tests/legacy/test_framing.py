@@ -2,6 +2,7 @@
 
 from twisted.internet.testing import StringTransport
 
+from bridge import writes
 from bridge.legacy.framing import LineProtocol
 
 
@@ -58,6 +59,29 @@ def test_send_line_appends_lf():
     p.send_line("1 2 : text=\"caf\u00e9\"")
     p.send_lines(["a", "b"])
     assert t.value() == '1 2 : text="café"\na\nb\n'.encode()
+
+
+def test_lines_written_inside_a_held_stretch_leave_in_one_write_when_it_ends():
+    p, t = connected()
+    written = []
+    real = t.write
+    t.write = lambda data: (written.append(data), real(data))
+    with writes.held():
+        p.send_line("1 2 >")
+        p.send_lines(["1 2 i a=1", "1 2 i a=2"])
+        p.send_line("1 2 :")
+        assert t.value() == b""  # nothing before the stretch ends
+    assert written == [b"1 2 >\n1 2 i a=1\n1 2 i a=2\n1 2 :\n"]
+    p.send_line("3 4 :")  # outside a stretch: at once
+    assert written[1:] == [b"3 4 :\n"]
+
+
+def test_a_held_line_of_a_connection_gone_meanwhile_is_dropped_quietly():
+    p, t = connected()
+    with writes.held():
+        p.send_line("1 2 :")
+        p.transport = None  # lost before the stretch ended
+    assert t.value() == b""
 
 
 def test_cr_framing_as_tron_tcc_nub_reads_and_writes():
