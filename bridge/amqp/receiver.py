@@ -58,8 +58,7 @@ from .. import writes
 from .decoding import decode_frame
 
 __all__ = ["BatchFrameReceiver", "FrameReader", "FrameTransportFactory", "InlineConsumer",
-           "direct_writer",
-           "deliver_inline", "install"]
+           "deliver_inline", "direct_writer", "install", "socket_writer"]
 
 log = logging.getLogger(__name__)
 
@@ -302,6 +301,29 @@ def direct_writer(write_queue: asyncio.Queue[Any]) -> Callable[[bytes], bool] | 
     def write(data: bytes) -> bool:
         # aiormq's writer task waits in get() with nothing queued: all before is written
         if pending or not getters or closing.done() or transport.is_closing():
+            return False
+        transport.write(data)
+        return True
+
+    return write
+
+
+def socket_writer(write_queue: asyncio.Queue[Any]) -> Callable[[bytes], bool] | None:
+    """For the aiormq connection that writes from ``write_queue`` (one opened by
+    :class:`FrameTransportFactory`): a function that writes whole frames straight onto
+    its socket now, *ahead* of anything still queued for aiormq's writer task (which
+    writes each queued item in one transport write, so no frame is split), and returns
+    False (nothing written) if the connection is closing. For frames whose order
+    relative to those queued does not matter (an ack). None for other connections.
+    """
+    reader = _bound.get(write_queue)
+    if reader is None or reader.stream_writer is None:
+        return None
+    closing = reader.connection._closing
+    transport = reader.stream_writer.transport
+
+    def write(data: bytes) -> bool:
+        if closing.done() or transport.is_closing():
             return False
         transport.write(data)
         return True

@@ -30,7 +30,7 @@ from pamqp.header import ContentHeader
 
 from .. import writes
 from .frames import new_message_id
-from .receiver import direct_writer
+from .receiver import direct_writer, socket_writer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class FrameWriter:
         self._batch: _Batch | None = None
         self._putting: set[asyncio.Future[None]] = set()
         self._direct = direct_writer(queue)
+        self._ahead = socket_writer(queue)
         self._direct_this_turn = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._held: list[bytes] | None = None
@@ -116,6 +117,15 @@ class FrameWriter:
             self._putting.add(put)
             put.add_done_callback(self._putting.discard)
 
+
+    def write_ahead(self, data: bytes) -> None:
+        """Write ``data`` (whole frames whose order relative to the others does not
+        matter: an ack) onto the socket now, ahead of frames still queued or held, so
+        that it has left before anything the caller sends next, anywhere; where that
+        cannot be done (another connection, closing), as :meth:`write`."""
+        ahead = self._ahead
+        if ahead is None or not ahead(data):
+            self.write(data)
 
     def _next_turn(self) -> None:
         self._direct_this_turn = False
@@ -230,11 +240,13 @@ def _reject_on_close(channel: aiormq.Channel) -> None:
 
 
 def ack(channel: aiormq.Channel, delivery_tag: int) -> None:
-    """Acknowledge a delivery: a ``Basic.Ack`` frame in the next write (aio-pika's ack is a
-    coroutine that waits for aiormq's writer to send it; nothing here needs to wait)."""
+    """Acknowledge a delivery: a ``Basic.Ack`` frame written onto the socket at once,
+    ahead of publishes still queued (:meth:`FrameWriter.write_ahead`), so that it has left
+    before whatever the command makes the bridge send next (aio-pika's ack is a coroutine
+    that waits for aiormq's writer to send it; nothing here waits)."""
     if channel._closing.done():
         raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} is closed")
-    writer_for(channel).write(ack_frame(channel.number, delivery_tag))
+    writer_for(channel).write_ahead(ack_frame(channel.number, delivery_tag))
 
 
 _ACK_FRAME = struct.Struct(">BHIHHQBB")
