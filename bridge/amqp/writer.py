@@ -117,7 +117,6 @@ class FrameWriter:
             self._putting.add(put)
             put.add_done_callback(self._putting.discard)
 
-
     def write_ahead(self, data: bytes) -> None:
         """Write ``data`` (whole frames whose order relative to the others does not
         matter: an ack) onto the socket now, ahead of frames still queued or held, so

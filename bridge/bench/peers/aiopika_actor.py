@@ -9,8 +9,9 @@ are published exactly as the bridge's AMQP face publishes them (publisher confir
 order, up to the bridge's window of unconfirmed replies; frames encoded by
 :class:`bridge.amqp.frames.ReplyFrames` and written by :mod:`bridge.amqp.writer` onto
 aiormq's write queue, several per socket write) and commands are consumed as the bridge
-consumes them (without acknowledgements), with no validation, logging or translation at all: what one process publishing
-the bridge's way gets through this machine's broker is the floor of the relay.
+consumes them (without acknowledgements), with no validation, logging or translation at
+all: what one process publishing the bridge's way gets through this machine's broker is
+the floor of the relay.
 
 ``blast N`` answers like ``spam N`` but publishes on a second channel *without*
 publisher confirms, never waiting for anything: the most replies per second aio-pika
