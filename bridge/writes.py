@@ -9,6 +9,8 @@ ends; then it writes everything it kept in one write, in the order given. Nothin
 else can write in between: the stretch is synchronous (no ``await``), so the order of
 frames on every connection is the order of the calls.
 
+:class:`HeldBytes` is that keeping, for a writer of bytes.
+
 Only the outermost :class:`held` flushes; the deferred calls run in the order they
 were asked for, also when the work raised, and all of them even if one raises (the
 first error is raised after).
@@ -16,10 +18,13 @@ first error is raised after).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from types import TracebackType
 
-__all__ = ["defer", "held", "holding"]
+__all__ = ["HeldBytes", "defer", "held", "holding"]
+
+log = logging.getLogger(__name__)
 
 _depth = 0
 _deferred: list[Callable[[], None]] = []
@@ -36,6 +41,44 @@ def defer(flush: Callable[[], None]) -> None:
     if not _depth:
         raise RuntimeError("defer() outside a held() stretch")
     _deferred.append(flush)
+
+
+class HeldBytes:
+    """One writer's part in held stretches: what it is given inside one is kept and
+    handed to ``write`` in one piece when the stretch ends.
+
+    An error of that write is logged (naming ``owner``), not raised: the stretch may be
+    another connection's reader, which must not stop for this writer's peer.
+    """
+
+    __slots__ = ("_write", "_owner", "_parts")
+
+    def __init__(self, write: Callable[[bytes], None], owner: object) -> None:
+        self._write = write
+        self._owner = owner
+        self._parts: list[bytes] | None = None
+
+    def keep(self, data: bytes) -> bool:
+        """Inside a held stretch keep ``data`` (after what was kept before) and return
+        True; outside one return False (the caller writes it itself)."""
+        if not _depth:
+            return False
+        parts = self._parts
+        if parts is None:
+            self._parts = [data]
+            _deferred.append(self._flush)
+        else:
+            parts.append(data)
+        return True
+
+    def _flush(self) -> None:
+        parts, self._parts = self._parts, None
+        if not parts:
+            return
+        try:
+            self._write(parts[0] if len(parts) == 1 else b"".join(parts))
+        except Exception:
+            log.exception("%s: could not write %d held piece(s)", self._owner, len(parts))
 
 
 class held:

@@ -16,7 +16,6 @@ what the broker confirms by.
 from __future__ import annotations
 
 import asyncio
-import logging
 import struct
 import weakref
 from collections.abc import Callable
@@ -31,8 +30,6 @@ from pamqp.header import ContentHeader
 from .. import writes
 from .frames import new_message_id
 from .receiver import direct_writer, socket_writer
-
-log = logging.getLogger(__name__)
 
 __all__ = ["FrameWriter", "ack", "confirmation_future", "message_frames", "new_message_id",
            "publish", "publish_message", "usable_channel", "writer_for"]
@@ -85,7 +82,8 @@ class FrameWriter:
         self._ahead = socket_writer(queue)
         self._direct_this_turn = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._held: list[bytes] | None = None
+        #: What is written inside a held stretch (bridge.writes): one write when it ends.
+        self._held = writes.HeldBytes(self.write, "AMQP frame writer")
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` after everything written before (same order on the socket)."""
@@ -93,13 +91,7 @@ class FrameWriter:
         if batch is not None and not batch.taken:
             batch.parts.append(data)
             return
-        if writes.holding():  # a held stretch (bridge.writes): one write when it ends
-            held = self._held
-            if held is None:
-                self._held = [data]
-                writes.defer(self._flush_held)
-            else:
-                held.append(data)
+        if self._held.keep(data):  # a held stretch (bridge.writes): one write when it ends
             return
         direct = self._direct
         if direct is not None and not self._direct_this_turn and direct(data):
@@ -128,16 +120,6 @@ class FrameWriter:
 
     def _next_turn(self) -> None:
         self._direct_this_turn = False
-
-    def _flush_held(self) -> None:
-        """Write what a held stretch kept (never raises: the stretch may be a reader of
-        another connection, which must not stop for this one's error)."""
-        held, self._held = self._held, None
-        if held:
-            try:
-                self.write(b"".join(held))
-            except Exception:
-                log.exception("could not write %d held AMQP frame(s)", len(held))
 
 
 _writers: weakref.WeakKeyDictionary[asyncio.Queue[Any], FrameWriter] = \

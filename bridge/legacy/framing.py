@@ -86,8 +86,8 @@ class LineProtocol(Protocol):
         self._dropped = False
         #: The socket of a plain TCP transport, written to directly (see :meth:`_write`).
         self._socket: socket.socket | None = None
-        #: What was written inside a :class:`bridge.writes.held` stretch, sent at its end.
-        self._held: list[bytes] | None = None
+        #: What is written inside a :class:`bridge.writes.held` stretch, sent at its end.
+        self._held = writes.HeldBytes(self._write, self)
 
     @property
     def unsent(self) -> int:
@@ -207,17 +207,9 @@ class LineProtocol(Protocol):
         ``>`` and ``:``) what is written is kept and written in one piece when the
         stretch ends: one system call, one wake-up of the peer.
         """
-        if self._dropped:
-            return
-        if writes.holding():
-            held = self._held
-            if held is None:
-                self._held = [data]
-                writes.defer(self._flush_held)
-            else:
-                held.append(data)
-            return
         transport = self.transport
+        if self._dropped or transport is None or self._held.keep(data):
+            return
         sent_now = self._sent_this_turn
         if sent_now < SENT_AT_ONCE:
             sock = self._socket
@@ -243,17 +235,6 @@ class LineProtocol(Protocol):
         # An error (peer gone) is left to the reactor: the writer stays registered, and
         # its next doWrite reports it and closes the connection.
         transport.doWrite()  # type: ignore[union-attr]
-
-    def _flush_held(self) -> None:
-        """Write what a held stretch kept (never raises: the stretch may be an AMQP
-        connection's reader, which must not stop for a legacy peer's error)."""
-        held, self._held = self._held, None
-        if not held or self.transport is None:
-            return
-        try:
-            self._write(held[0] if len(held) == 1 else b"".join(held))
-        except Exception:
-            log.exception("%s: could not write %d held line(s)", self, len(held))
 
     def _buffer_write(self, data: bytes) -> bool:
         """Write ``data`` into the transport's buffer (the reactor sends it when the

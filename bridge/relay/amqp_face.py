@@ -281,8 +281,8 @@ class AmqpFace:
 
     def _on_command(self, command: IncomingCommand) -> Awaitable[None]:
         """The endpoint's handler: sends the command on to the target at once (in the
-        turn its delivery was read in, right after the ack: a plain function, so the
-        endpoint calls it there) and returns the future that ends when its replies are
+        turn its delivery was read in, after its ack where the queue takes acks: a
+        plain function, so the endpoint calls it there) and returns the future that ends when its replies are
         published (the endpoint watches it; no task per command)."""
         self.counters["commands"] += 1
         text = command.command_string

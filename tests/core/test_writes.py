@@ -74,3 +74,31 @@ def test_a_failing_stretch_and_a_failing_writer_still_flush_every_other() -> Non
 def test_defer_outside_a_stretch_is_an_error() -> None:
     with pytest.raises(RuntimeError):
         writes.defer(lambda: None)
+
+
+def test_held_bytes_keep_inside_a_stretch_and_write_once_when_it_ends() -> None:
+    sent: list[bytes] = []
+    kept = writes.HeldBytes(sent.append, "w")
+    assert not kept.keep(b"now")  # outside a stretch: the caller writes it
+    with writes.held():
+        assert kept.keep(b"a") and kept.keep(b"b")
+        with writes.held():
+            assert kept.keep(b"c")
+        assert sent == []
+    assert sent == [b"abc"]
+
+
+def test_a_held_bytes_write_error_is_logged_and_the_other_writers_still_flush(
+        caplog: pytest.LogCaptureFixture) -> None:
+    sent: list[bytes] = []
+
+    def broken(_data: bytes) -> None:
+        raise OSError("peer gone")
+
+    first, second = writes.HeldBytes(broken, "first writer"), writes.HeldBytes(sent.append, "w")
+    with writes.held():
+        first.keep(b"x")
+        second.keep(b"y")
+    assert sent == [b"y"]
+    assert any("first writer: could not write 1 held piece(s)" in r.getMessage()
+               and r.exc_info for r in caplog.records)
