@@ -83,7 +83,7 @@ class FrameWriter:
         self._direct_this_turn = False
         self._loop: asyncio.AbstractEventLoop | None = None
         #: What is written inside a held stretch (bridge.writes): one write when it ends.
-        self._held = writes.HeldBytes(self.write, "AMQP frame writer")
+        self._held = writes.HeldBytes(self._write_kept, "AMQP frame writer")
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` after everything written before (same order on the socket)."""
@@ -108,6 +108,17 @@ class FrameWriter:
             put = asyncio.ensure_future(self.queue.put(batch))
             self._putting.add(put)
             put.add_done_callback(self._putting.discard)
+
+    def _write_kept(self, data: bytes) -> None:
+        """Write what a held stretch kept: straight onto the socket when that keeps the
+        order (it is already one piece: a second stretch in the same turn, one of a
+        long read's pieces, need not wait for aiormq's writer task), else as
+        :meth:`write`."""
+        direct = self._direct
+        batch = self._batch
+        if direct is not None and (batch is None or batch.taken) and direct(data):
+            return
+        self.write(data)
 
     def write_ahead(self, data: bytes) -> None:
         """Write ``data`` (whole frames whose order relative to the others does not

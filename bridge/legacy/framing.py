@@ -37,6 +37,16 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_LINE_LENGTH = 64 * 1024
 #: Writes per event-loop turn sent at once; later ones of the turn go out together.
 SENT_AT_ONCE = 4
+#: Bytes a turn's later writes gather before they are sent anyway, without waiting for
+#: the turn to end: a long burst (an actor's loop of a thousand replies) leaves in
+#: pieces of about this size, so that its peer works on the first while the rest is
+#: being written.
+SEND_PIECE = 4096
+#: Lines of one read handed on inside one :class:`bridge.writes.held` stretch: what the
+#: lines of a long read (an actor's burst of replies) make the bridge write leaves in
+#: pieces of this many, so that the peer (the broker) works on the first piece while
+#: the bridge parses the next, rather than waiting for the whole read.
+HELD_LINES = 32
 #: Default bound of a server connection's unread output, in bytes.
 DEFAULT_MAX_UNSENT = 16 * 1024 * 1024
 #: Largest write sent straight on the socket (Twisted sends at most this much at a time).
@@ -121,7 +131,12 @@ class LineProtocol(Protocol):
             data = data[end + 1:]
         lines = (self._buffer + data).split(eol)
         self._buffer = lines.pop()
-        if len(lines) > 1:  # what the lines make the bridge write leaves together
+        count = len(lines)
+        if count > HELD_LINES:  # what a long read's lines make the bridge write: in pieces
+            for start in range(0, count, HELD_LINES):
+                with writes.held():
+                    self._deliver_all(lines[start:start + HELD_LINES])
+        elif count > 1:  # what the lines make the bridge write leaves together
             with writes.held():
                 self._deliver_all(lines)
         else:
@@ -188,7 +203,9 @@ class LineProtocol(Protocol):
         (a command's ``>``, a few ``i`` and its ``:``) are sent now; what the socket
         does not take stays buffered and goes out as usual. Later writes of the same
         turn stay buffered and go out together on the next turn, in one system call: a
-        burst of lines is not split into one send each. Not while the connection is
+        burst of lines is not split into one send each; a long burst goes out in pieces
+        of :data:`SEND_PIECE` bytes as it is written (when the socket took all before),
+        so that the peer need not wait for its end. Not while the connection is
         closing: then the reactor's own write must see the buffer empty and close the
         connection.
 
@@ -228,9 +245,11 @@ class LineProtocol(Protocol):
                 return
         if self._buffer_write(data):
             return
-        if sent_now >= SENT_AT_ONCE or getattr(transport, "disconnecting", True) \
-                or not hasattr(transport, "doWrite"):
+        if getattr(transport, "disconnecting", True) or not hasattr(transport, "doWrite"):
             return
+        if sent_now >= SENT_AT_ONCE and (getattr(transport, "_tempDataLen", 0) < SEND_PIECE
+                                         or getattr(transport, "dataBuffer", b"")):
+            return  # goes with the turn's other writes (or the socket is full)
         self._count_sent(sent_now)
         # An error (peer gone) is left to the reactor: the writer stays registered, and
         # its next doWrite reports it and closes the connection.

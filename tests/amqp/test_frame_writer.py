@@ -67,3 +67,27 @@ async def test_where_it_cannot_go_ahead_it_is_written_in_order(
     w.write(b"publish")
     w.write_ahead(b"ack")
     assert socket == [] and queued(queue) == b"publishack"
+
+
+@aio_test
+async def test_a_held_stretchs_bytes_go_straight_onto_the_socket_when_nothing_waits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a held stretch kept is already one piece: it goes straight onto the socket
+    (also a second stretch in the same turn, as a long read's pieces are), unless frames
+    written before it still wait in the queue; then it is queued behind them."""
+    direct: list[bytes] = []
+    monkeypatch.setattr(writer, "direct_writer",
+                        lambda _queue: lambda data: direct.append(data) or True)
+    monkeypatch.setattr(writer, "socket_writer", lambda _queue: None)
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    w = writer.FrameWriter(queue)
+    for piece in (b"a", b"b"):
+        with writes.held():
+            w.write(piece + b"1")
+            w.write(piece + b"2")
+    assert direct == [b"a1a2", b"b1b2"] and queue.empty()
+    w.write(b"c")  # the stretches did not use up the turn's direct write: this goes direct
+    w.write(b"d")  # a later write of the same turn waits in the queue
+    with writes.held():
+        w.write(b"e")
+    assert direct[2:] == [b"c"] and queued(queue) == b"de"

@@ -102,3 +102,31 @@ def test_cr_framing_discards_an_overlong_line_up_to_its_cr():
     p.dataReceived(b"x" * 40 + b"\nmore")
     p.dataReceived(b"x\rok\r")
     assert p.lines == ["ok"] and len(p.too_long) == 1
+
+
+def test_a_long_reads_lines_make_their_writes_in_pieces_of_held_lines():
+    """A read of many lines (an actor's burst of replies) is handed on in held stretches
+    of HELD_LINES lines: what they make the bridge write leaves in that many pieces, in
+    order, not in one write at the end of the read (nor one write per line)."""
+    from bridge.legacy.framing import HELD_LINES
+
+    written: list[bytes] = []
+    out = writes.HeldBytes(written.append, "test")
+
+    class Relaying(Recorder):
+        max_line_length = 1024
+
+        def line_received(self, line):
+            super().line_received(line)
+            if not out.keep(line.encode() + b";"):
+                written.append(line.encode() + b";")
+
+    p, t = Relaying(), StringTransport()
+    p.makeConnection(t)
+    count = 2 * HELD_LINES + 5
+    p.dataReceived(b"".join(b"%d\n" % k for k in range(count)))
+    assert p.lines == [str(k) for k in range(count)]
+    assert [len(piece.split(b";")) - 1 for piece in written] == [HELD_LINES, HELD_LINES, 5]
+    assert b"".join(written) == b"".join(b"%d;" % k for k in range(count))
+    p.dataReceived(b"a\nb\n")  # a short read: one stretch, one write
+    assert written[-1] == b"a;b;"

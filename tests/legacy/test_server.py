@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from bridge.core import CommandHandle, Reply
-from bridge.legacy.framing import SENT_AT_ONCE
+from bridge.legacy.framing import SEND_PIECE, SENT_AT_ONCE
 from bridge.legacy.server import IncomingLegacyCommand, LegacyServer
 from bridge.protocol import Keyword
 from tests.legacy.line_client import LineClient, code_of
@@ -401,6 +401,47 @@ async def test_a_reply_is_sent_in_its_turn_and_a_burst_in_one_send() -> None:
             b"1 1 i burst=%d\n" % k for k in range(SENT_AT_ONCE, SENT_AT_ONCE + 3))
         command.finish()
         assert sock.recv(65536) == b"1 1 : \n"
+    finally:
+        sock.close()
+        handler.release.set()
+        await server.stop()
+
+
+@aio_test
+async def test_a_long_burst_leaves_in_pieces_before_its_turn_ends() -> None:
+    """After the turn's first SENT_AT_ONCE lines, a burst (an actor's loop of replies)
+    is sent each time SEND_PIECE bytes have gathered, while the loop still runs: the
+    peer has the first pieces before the turn ends; the rest follows a turn later."""
+    handler = RecordingHandler()
+    server = await started(handler)
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    try:
+        command = await _held_command(server, handler, sock)
+        sock.setblocking(True)
+        sock.settimeout(5)
+        count = SENT_AT_ONCE + 3 * SEND_PIECE // 16
+        for k in range(count):  # no await: the event loop does not turn meanwhile
+            command.reply("i", {"burst": k})
+        expected = b"".join(b"1 1 i burst=%d\n" % k for k in range(count))
+        received = b""
+        sock.setblocking(False)
+        try:
+            while True:
+                received += sock.recv(1 << 20)
+        except BlockingIOError:
+            pass
+        # More than the lines sent at once has arrived, not yet all of it.
+        at_once = b"".join(b"1 1 i burst=%d\n" % k for k in range(SENT_AT_ONCE))
+        assert len(at_once) + SEND_PIECE <= len(received) < len(expected)
+        assert expected.startswith(received)
+        sock.settimeout(5)
+        while len(received) < len(expected):
+            await asyncio.sleep(0.01)
+            try:
+                received += sock.recv(1 << 20)
+            except BlockingIOError:
+                pass
+        assert received == expected
     finally:
         sock.close()
         handler.release.set()
