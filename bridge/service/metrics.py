@@ -23,11 +23,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .. import writes
 from ..core import TIMED_OUT, CommandHandle, CommandStatus, Reply
 from ..core.routing import ROUTING_FAILURE_PREFIX
 from ..protocol import format_keywords
 
 command_log = logging.getLogger("bridge.commands")
+#: One line per command at its end (``bridge.commands``).
+COMMAND_LOG_FORMAT = "%s %s from %s id=%s -> id=%s: %s in %.6f s, %d replies: %r"
 
 OUTCOMES = ("done", "failed", "timeout", "refused")
 SIDES = ("amqp", "legacy", "hub")
@@ -195,10 +198,12 @@ class BridgeMetrics:
             stats.traffic(f"{stats.side}. {commander} {incoming_id} {handle.command_id} "
                           f"{outcome} {seconds:.6f}")
         if self.command_log and command_log.isEnabledFor(logging.INFO):
-            command_log.info("%s %s from %s id=%s -> id=%s: %s in %.6f s, %d replies: %r",
-                             stats.actor, stats.side, commander, incoming_id,
-                             handle.command_id, outcome, seconds, len(handle.replies),
-                             handle.text)
+            args = (stats.actor, stats.side, commander, incoming_id, handle.command_id,
+                    outcome, seconds, len(handle.replies), handle.text)
+            if writes.holding():  # the terminal reply is still held: it leaves first
+                writes.defer(lambda: command_log.info(COMMAND_LOG_FORMAT, *args))
+            else:
+                command_log.info(COMMAND_LOG_FORMAT, *args)
 
     def totals(self) -> dict[str, int]:
         """Sums over every actor and side (received, each outcome, in flight, replies)."""
