@@ -382,7 +382,15 @@ def _confirm(channel: Any, frame: Any) -> None:
         log.error("Unexpected confirmation frame %r from broker", frame)
         return
     if getattr(frame, "multiple", False):
-        for pending in [t for t in confirmations if t <= tag]:
+        # Tags were added in increasing order (and a dict keeps that order), so the
+        # confirmed ones are at the front: stop at the first later one rather than
+        # scanning the whole window on every ack.
+        confirmed = []
+        for pending in confirmations:
+            if pending > tag:
+                break
+            confirmed.append(pending)
+        for pending in confirmed:
             channel._confirm_delivery(pending, frame)
     else:
         channel._confirm_delivery(tag, frame)
