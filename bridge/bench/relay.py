@@ -138,6 +138,8 @@ UNITS = {ROUND_TRIP: "ms", STREAM: "replies/s", RAW_STREAM: "replies/s",
          PUBLISH_ONLY: "messages/s", PUBLISH_AIOPIKA: "messages/s"}
 #: Round trips of a run are measured in this many blocks, path after path in turn.
 ROUND_TRIP_BLOCKS = 3
+#: Streams of each path per run, path after path in turn; the run's value is their median.
+STREAMS_PER_RUN = 3
 #: Goals of the relay (issues 4 and 14): (b), (c), (b-ours) round trips no slower than (a)...
 RATIOS = (("b", "a"), ("c", "a"), ("b-ours", "a"))
 #: ... the bridge relays at least this many replies per second (raw consumer, (b-ours))...
@@ -294,7 +296,10 @@ def format_relay(result: RelayResult) -> str:
                             if alone is not None else ""))
     s = result.settings
     blocks = f" in {s['blocks']} interleaved blocks" if s.get("blocks", 1) > 1 else ""
-    lines.append(f"{s['runs']} runs x {s['count']} round trips{blocks}, spam {s['stream']}; "
+    streams = f" ({s['streams']} per run and path, interleaved; median)" \
+        if s.get("streams", 1) > 1 else ""
+    lines.append(f"{s['runs']} runs x {s['count']} round trips{blocks}, spam {s['stream']}"
+                 f"{streams}; "
                  f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
     settled = result.machine.get("settled")
     if settled:
@@ -595,21 +600,50 @@ def _measure_round_trips(peers: Peers, order: Sequence[str], count: int,
                 None if used is None else used / len(samples[path]) * 1e6, samples[path])
 
 
+def _measure_streams(peers: Peers, paths: Sequence[str], metric: str, n: int,
+                     rows: dict[tuple[str, str], Row] | None, repeats: int) -> None:
+    """One run's streams of ``metric`` (``spam n``): every path in ``paths``
+    ``repeats`` times, path after path in turn (a, b, ..., a, b, ...), so
+    that a slow second of the machine falls on one stream of every path. A path's value
+    for the run is the median of its rates; its bridge CPU per reply is over all its
+    streams. Nothing is recorded with ``rows`` None (a warm-up)."""
+    rates: dict[str, list[float]] = {path: [] for path in paths}
+    replies_of: dict[str, int] = dict.fromkeys(paths, 0)
+    cpu_seconds: dict[str, float | None] = dict.fromkeys(paths, 0.0)
+    for _ in range(repeats):
+        for path in paths:
+            peers.settle()
+            cpu = _BridgeCpu(peers)
+            replies, seconds = _stream(peers, path, n, raw=metric == RAW_STREAM)
+            used, total = cpu.seconds(), cpu_seconds[path]
+            cpu_seconds[path] = None if used is None or total is None else total + used
+            rates[path].append(replies / seconds)
+            replies_of[path] += replies
+    if rows is None:
+        return
+    for path in paths:
+        used = cpu_seconds[path]
+        _record(rows[path, metric], statistics.median(rates[path]),
+                None if used is None or not replies_of[path]
+                else used / replies_of[path] * 1e6)
+
+
 def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                         ours: bool = False,
                         progress: Callable[[str], Any] | None = None,
                         log_dir: str | os.PathLike[str] | None = None,
-                        blocks: int = ROUND_TRIP_BLOCKS) -> RelayResult:
+                        blocks: int = ROUND_TRIP_BLOCKS,
+                        streams: int = STREAMS_PER_RUN) -> RelayResult:
     """Start every peer, measure every path ``runs`` times, stop everything.
 
     ``count``: round trips per run and path, in ``blocks`` interleaved blocks;
-    ``stream``: replies of each ``spam``.
+    ``stream``: replies of each ``spam``, ``streams`` of them per run and path.
     ``ours`` adds the paths through our own LegacyActor. The peers' logs go to
     ``log_dir`` (kept), else to a temporary directory (removed). Raises
     :class:`BenchError` if a prerequisite is missing or a peer fails.
     """
-    if runs < 1 or count < 1 or stream < 1 or blocks < 1:
-        raise ValueError("runs, count, stream and blocks must be at least 1")
+    if runs < 1 or count < 1 or stream < 1 or blocks < 1 or streams < 1:
+        raise ValueError("runs, count, stream, blocks and streams must be at least 1")
     say = progress or (lambda _msg: None)
     paths = [p for p in PATHS if ours or not p.endswith("-ours")]
     rows = {(p, m): Row(p, m, UNITS[m]) for m in METRICS for p in paths if m in metrics_of(p)}
@@ -623,16 +657,9 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                                  count if run >= 0 else min(count, 20),
                                  rows if run >= 0 else None, blocks)
             for metric in (STREAM, RAW_STREAM):
-                for path in order:
-                    if (path, metric) not in rows:
-                        continue
-                    peers.settle()
-                    cpu = _BridgeCpu(peers)
-                    replies, seconds = _stream(peers, path,
-                                               stream if run >= 0 else min(stream, 200),
-                                               raw=metric == RAW_STREAM)
-                    if run >= 0:
-                        _record(rows[path, metric], replies / seconds, cpu.per(replies))
+                _measure_streams(peers, [p for p in order if (p, metric) in rows], metric,
+                                 stream if run >= 0 else min(stream, 200),
+                                 rows if run >= 0 else None, streams if run >= 0 else 1)
             for metric in (PUBLISH_ONLY, PUBLISH_AIOPIKA):
                 for path in order:
                     if (path, metric) in rows:
@@ -644,7 +671,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                             _record(rows[path, metric], rate, cpu.per(n))
         machine["settled"] = {k: round(v, 2) for k, v in peers.settled.items()}
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours,
-                "blocks": blocks}
+                "blocks": blocks, "streams": streams}
     return RelayResult(list(rows.values()), settings, machine)
 
 
@@ -691,6 +718,9 @@ def add_arguments(ap: Any) -> None:
                          f"(default {ROUND_TRIP_BLOCKS})")
     ap.add_argument("--stream", type=int, default=1000,
                     help="replies of each `spam N` (default 1000)")
+    ap.add_argument("--streams", type=int, default=STREAMS_PER_RUN,
+                    help="streams of each path per run, interleaved path by path; the "
+                         f"run's value is their median (default {STREAMS_PER_RUN})")
     ap.add_argument("--ours", action="store_true",
                     help="also measure through our own LegacyActor")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -703,7 +733,7 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     try:
         result = run_relay_benchmark(args.runs, args.count, args.stream, args.ours,
                                      lambda msg: print(msg, file=sys.stderr, flush=True),
-                                     args.logs, args.blocks)
+                                     args.logs, args.blocks, args.streams)
     except BenchError as exc:
         print(f"bridge bench relay: {exc}", file=sys.stderr)
         return 1

@@ -51,6 +51,7 @@ def test_every_row_has_positive_finite_numbers() -> None:
         else:
             assert row["unit"] == "replies/s"
     assert result["settings"]["blocks"] == 3  # 20 round trips per run as 7 + 7 + 6
+    assert result["settings"]["streams"] == 3  # each path's stream three times a run
     assert set(result["ratios"]) == {"b/a", "c/a", "b-ours/a"}
     assert all(_positive(v) for v in result["ratios"].values())
     assert set(result["run_ratios"]) == set(result["ratios"])
