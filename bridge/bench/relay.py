@@ -24,8 +24,10 @@ share one):
   publisher confirms (raw stream only): aio-pika's ceiling here.
 
 Metrics, per run: ``round trip`` = median over ``count`` sequential ``ping`` commands
-(send to the terminal reply), in ms; ``reply stream`` = one ``spam <stream>`` timed from
-send to its ``:``, in replies/s (every reply of the command counted); for the AMQP paths
+(send to the terminal reply), in ms; ``reply stream`` = ``spam <stream>`` timed from
+send to its ``:``, in replies/s (every reply of the command counted), taken ``streams``
+times a run (default 3, path after path in turn, like the round trips' blocks) and
+recorded as their median; for the AMQP paths
 also ``stream, raw AMQP``: the same through a plain aio-pika consumer (``no_ack``, no
 prefetch limit, bound to its own replies only), because clu's client (prefetch 1, one
 ack per reply) caps what it can receive: that row shows what the actor or the bridge
