@@ -79,7 +79,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from .programs import (
     STATE_VARIABLE,
@@ -94,6 +94,9 @@ from .programs import (
     state_dir,
     threads_cpu_ns,
 )
+
+T = TypeVar("T")  # one round of measurements (a block size, a repeat)
+R = TypeVar("R")  # what one measurement returns
 
 LOOPBACK = "127.0.0.1"
 CAMERA = "camera"
@@ -557,10 +560,7 @@ class _BridgeCpu:
 
     def per(self, operations: int) -> float | None:
         """Microseconds of bridge CPU per operation since this object was made."""
-        seconds = self.seconds()
-        if seconds is None or operations <= 0:
-            return None
-        return seconds / operations * 1e6
+        return _per_operation(self.seconds(), operations)
 
 
 def machine_info() -> dict[str, Any]:
@@ -579,55 +579,61 @@ def _blocks(count: int, blocks: int) -> list[int]:
     return [count // blocks + (i < count % blocks) for i in range(blocks)]
 
 
-def _measure_round_trips(peers: Peers, order: Sequence[str], count: int,
-                         rows: dict[tuple[str, str], Row] | None, blocks: int) -> None:
-    """One run of round trips: ``count`` per path in ``order``, in ``blocks`` interleaved
-    blocks (a, b, c, ..., a, b, c, ...), so that a slow second of the machine falls on
-    a block of every path rather than on one path's whole run; each path's median and
-    bridge CPU over all its blocks are recorded in ``rows`` (None: a warm-up)."""
-    samples: dict[str, list[float]] = {path: [] for path in order}
-    cpu_seconds: dict[str, float | None] = dict.fromkeys(order, 0.0)
-    for size in _blocks(count, blocks):
-        for path in order:
+def _in_turn(peers: Peers, paths: Sequence[str], rounds: Sequence[T],
+             measure: Callable[[str, T], R]) -> tuple[dict[str, list[R]], dict[str, float | None]]:
+    """``measure(path, round)`` for each of ``rounds``, every path in turn within a
+    round (a, b, c, ..., a, b, c, ...), each measurement starting on a quiet machine:
+    a slow second of the machine then falls on one measurement of every path rather
+    than on one path's whole run. Returns each path's results, in order, and the
+    bridge's CPU seconds over all of them (None if unknown for any)."""
+    results: dict[str, list[R]] = {path: [] for path in paths}
+    cpu_seconds: dict[str, float | None] = dict.fromkeys(paths, 0.0)
+    for one in rounds:
+        for path in paths:
             peers.settle()
             cpu = _BridgeCpu(peers)
-            samples[path].extend(_round_trips(peers, path, size))
+            results[path].append(measure(path, one))
             used, total = cpu.seconds(), cpu_seconds[path]
             cpu_seconds[path] = None if used is None or total is None else total + used
+    return results, cpu_seconds
+
+
+def _per_operation(seconds: float | None, operations: int) -> float | None:
+    """Microseconds of bridge CPU per operation (None if unknown or nothing done)."""
+    return None if seconds is None or operations <= 0 else seconds / operations * 1e6
+
+
+def _measure_round_trips(peers: Peers, order: Sequence[str], count: int,
+                         rows: dict[tuple[str, str], Row] | None, blocks: int) -> None:
+    """One run of round trips: ``count`` per path in ``order``, in ``blocks`` blocks
+    taken in turn (:func:`_in_turn`); each path's median and bridge CPU over all its
+    blocks are recorded in ``rows`` (None: a warm-up)."""
+    blocks_of, cpu_seconds = _in_turn(peers, order, _blocks(count, blocks),
+                                      lambda path, size: _round_trips(peers, path, size))
     if rows is None:
         return
     for path in order:
-        used = cpu_seconds[path]
-        _record(rows[path, ROUND_TRIP], statistics.median(samples[path]),
-                None if used is None else used / len(samples[path]) * 1e6, samples[path])
+        samples = [ms for block in blocks_of[path] for ms in block]
+        _record(rows[path, ROUND_TRIP], statistics.median(samples),
+                _per_operation(cpu_seconds[path], len(samples)), samples)
 
 
 def _measure_streams(peers: Peers, paths: Sequence[str], metric: str, n: int,
                      rows: dict[tuple[str, str], Row] | None, repeats: int) -> None:
     """One run's streams of ``metric`` (``spam n``): every path in ``paths``
-    ``repeats`` times, path after path in turn (a, b, ..., a, b, ...), so
-    that a slow second of the machine falls on one stream of every path. A path's value
-    for the run is the median of its rates; its bridge CPU per reply is over all its
-    streams. Nothing is recorded with ``rows`` None (a warm-up)."""
-    rates: dict[str, list[float]] = {path: [] for path in paths}
-    replies_of: dict[str, int] = dict.fromkeys(paths, 0)
-    cpu_seconds: dict[str, float | None] = dict.fromkeys(paths, 0.0)
-    for _ in range(repeats):
-        for path in paths:
-            peers.settle()
-            cpu = _BridgeCpu(peers)
-            replies, seconds = _stream(peers, path, n, raw=metric == RAW_STREAM)
-            used, total = cpu.seconds(), cpu_seconds[path]
-            cpu_seconds[path] = None if used is None or total is None else total + used
-            rates[path].append(replies / seconds)
-            replies_of[path] += replies
+    ``repeats`` times, taken in turn (:func:`_in_turn`). A path's value for the run is
+    the median of its rates; its bridge CPU per reply is over all its streams. Nothing
+    is recorded with ``rows`` None (a warm-up)."""
+    streams_of, cpu_seconds = _in_turn(
+        peers, paths, range(repeats),
+        lambda path, _: _stream(peers, path, n, raw=metric == RAW_STREAM))
     if rows is None:
         return
     for path in paths:
-        used = cpu_seconds[path]
-        _record(rows[path, metric], statistics.median(rates[path]),
-                None if used is None or not replies_of[path]
-                else used / replies_of[path] * 1e6)
+        streams = streams_of[path]
+        _record(rows[path, metric],
+                statistics.median([replies / seconds for replies, seconds in streams]),
+                _per_operation(cpu_seconds[path], sum(replies for replies, _ in streams)))
 
 
 def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,

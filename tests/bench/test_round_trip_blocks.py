@@ -8,6 +8,7 @@ import pytest
 
 from bridge.bench import relay
 from bridge.bench.relay import ROUND_TRIP, Row, _blocks, _measure_round_trips
+from tests.bench.fake_peers import SettleCounter
 
 
 @pytest.mark.parametrize(("count", "blocks", "parts"), [
@@ -16,14 +17,6 @@ from bridge.bench.relay import ROUND_TRIP, Row, _blocks, _measure_round_trips
 def test_count_is_split_into_nearly_equal_blocks(count: int, blocks: int,
                                                  parts: list[int]) -> None:
     assert _blocks(count, blocks) == parts
-
-
-class _Peers:
-    def __init__(self) -> None:
-        self.settles = 0
-
-    def settle(self) -> None:
-        self.settles += 1
 
 
 def test_paths_take_turns_block_by_block_and_each_row_covers_all_its_blocks(
@@ -46,7 +39,7 @@ def test_paths_take_turns_block_by_block_and_each_row_covers_all_its_blocks(
     monkeypatch.setattr(relay, "_round_trips", round_trips)
     monkeypatch.setattr(relay, "_BridgeCpu", Cpu)
     rows = {(p, ROUND_TRIP): Row(p, ROUND_TRIP, "ms") for p in ("a", "c")}
-    peers = _Peers()
+    peers = SettleCounter()
     _measure_round_trips(peers, ["a", "c"], 20, rows, 3)  # type: ignore[arg-type]
     assert calls == [("a", 7), ("c", 7), ("a", 7), ("c", 7), ("a", 6), ("c", 6)]
     assert peers.settles == 6  # every block starts on a quiet machine
@@ -63,7 +56,7 @@ def test_a_warm_up_measures_the_same_blocks_and_records_nothing(
     monkeypatch.setattr(relay, "_round_trips", lambda _p, _path, n: sizes.append(n) or [1.0] * n)
     monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
         "seconds": lambda self: 0.0})())
-    _measure_round_trips(_Peers(), ["a"], 6, None, 3)  # type: ignore[arg-type]
+    _measure_round_trips(SettleCounter(), ["a"], 6, None, 3)  # type: ignore[arg-type]
     assert sizes == [2, 2, 2]
 
 
@@ -74,7 +67,7 @@ def test_unknown_cpu_in_one_block_makes_the_run_s_cpu_unknown(
     monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
         "seconds": lambda self: next(readings)})())
     rows = {("a", ROUND_TRIP): Row("a", ROUND_TRIP, "ms")}
-    _measure_round_trips(_Peers(), ["a"], 9, rows, 3)  # type: ignore[arg-type]
+    _measure_round_trips(SettleCounter(), ["a"], 9, rows, 3)  # type: ignore[arg-type]
     assert rows["a", ROUND_TRIP].bridge_cpu == [] and rows["a", ROUND_TRIP].runs == [1.0]
 
 

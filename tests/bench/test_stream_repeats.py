@@ -9,14 +9,7 @@ import pytest
 
 from bridge.bench import relay
 from bridge.bench.relay import RAW_STREAM, Row, _measure_streams
-
-
-class _Peers:
-    def __init__(self) -> None:
-        self.settles = 0
-
-    def settle(self) -> None:
-        self.settles += 1
+from tests.bench.fake_peers import SettleCounter
 
 
 def test_paths_take_turns_and_a_run_records_the_median_rate(
@@ -39,7 +32,7 @@ def test_paths_take_turns_and_a_run_records_the_median_rate(
     monkeypatch.setattr(relay, "_stream", stream)
     monkeypatch.setattr(relay, "_BridgeCpu", Cpu)
     rows = {(p, RAW_STREAM): Row(p, RAW_STREAM, "replies/s") for p in ("e", "b-ours")}
-    peers = _Peers()
+    peers = SettleCounter()
     _measure_streams(peers, ["e", "b-ours"], RAW_STREAM, 1000, rows, 3)  # type: ignore[arg-type]
     assert [c[0] for c in calls] == ["e", "b-ours"] * 3
     assert all(n == 1000 and raw for _p, n, raw in calls)
@@ -55,7 +48,7 @@ def test_a_warm_up_streams_once_and_records_nothing(monkeypatch: pytest.MonkeyPa
         calls.append(path) or (n, 1.0)))
     monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
         "seconds": lambda self: None})())
-    _measure_streams(_Peers(), ["a", "b"], RAW_STREAM, 10, None, 1)  # type: ignore[arg-type]
+    _measure_streams(SettleCounter(), ["a", "b"], RAW_STREAM, 10, None, 1)  # type: ignore[arg-type]
     assert calls == ["a", "b"]
 
 

@@ -1,0 +1,13 @@
+"""A stand-in for the relay benchmark's ``Peers`` that only counts ``settle`` calls."""
+
+from __future__ import annotations
+
+
+class SettleCounter:
+    """Counts the waits for a quiet machine a measurement asked for."""
+
+    def __init__(self) -> None:
+        self.settles = 0
+
+    def settle(self) -> None:
+        self.settles += 1
