@@ -4,11 +4,22 @@
         /work/main/.venv/bin/python /work/main/scripts/relay_pairs.py stream 16
     cd /tmp && PYTHONPATH=/work/main flock -x /tmp/bench.lock \
         /work/main/.venv/bin/python /work/main/scripts/relay_pairs.py legacy-floor 6
+    cd /tmp && PYTHONPATH=/work/main flock -x /tmp/bench.lock \
+        /work/main/.venv/bin/python /work/main/scripts/relay_pairs.py hearers 12
 
 ``stream REPS``: REPS pairs of ``spam 1000`` raw streams, the floor (e) and the bridge
 with our LegacyActor (b-ours), in alternating order; prints the median of each path and
 of the pair ratios (the benchmark takes three streams a run, this takes many, to see
 where the ratio centres).
+
+``hearers REPS``: REPS pairs of the same raw streams, each printed with the CPU time
+every peer used during it (the scheduler's count, ``/proc/PID/task/*/schedstat``):
+every clu client hears every reply, so clu's AMQPActor (``camera``) and clu's client
+(which also holds the raw consumer) work through all of a stream's replies, during the
+stream or after it; how much of that work falls during the stream, taking CPU from the
+broker and the raw consumer, is what sets a stream's rate on two CPUs. Prints the rate
+against the hearers' CPU, and each path's own publishing cost (the floor actor alone,
+or the bridge and our LegacyActor together).
 
 ``legacy-floor REPS``: the bridge configured to also give the floor actor (``rawactor``)
 a legacy port, so that a raw legacy socket -> bridge -> minimal aio-pika actor, "(c-e)",
@@ -29,6 +40,7 @@ import tempfile
 from pathlib import Path
 
 from bridge.bench import relay
+from bridge.bench.programs import cpu_seconds_between, threads_cpu_ns
 from bridge.service.broker import free_port
 
 
@@ -52,6 +64,57 @@ def stream_pairs(reps: int, n: int = 1000) -> None:
     print(f"(e) {e:,.0f}/s, (b-ours) {ours:,.0f}/s: {ours / e:.1%} of the floor "
           f"(median pair ratio {statistics.median(pairs):.1%}, pairs "
           f"{min(pairs):.0%}-{max(pairs):.0%}, {reps} pairs of spam {n})")
+
+
+#: The peers whose CPU ``hearers`` reports, by program name: the two clu hearers, and
+#: what publishes the replies on each path.
+HEARERS = ("camera", "clu-client")
+PUBLISHERS = {"e": ("rawactor",), "b-ours": ("bridge", "ourshutter")}
+
+
+def _cpu_ns(pids: dict[str, list[int]]) -> dict[str, dict[int, int] | None]:
+    """Each peer's threads' CPU nanoseconds (the broker's node: all its processes)."""
+    out: dict[str, dict[int, int] | None] = {}
+    for name, group in pids.items():
+        threads: dict[int, int] | None = {}
+        for pid in group:
+            one = threads_cpu_ns(pid)
+            threads = None if one is None or threads is None else {**threads, **one}
+        out[name] = threads
+    return out
+
+
+def hearers(reps: int, n: int = 1000) -> None:
+    with tempfile.TemporaryDirectory(prefix="relay-pairs-") as state, \
+            relay.running_peers(Path(state), True, lambda _m: None) as peers:
+        pids = {name: [p.pid] for name, p in peers.programs.items()}
+        pids["broker"] = [pid for pid in peers.pids
+                          if all(pid != group[0] for group in pids.values())]
+        for path in ("e", "b-ours"):
+            relay._stream(peers, path, 200, raw=True)  # warm-up
+        rows: list[tuple[str, float, float, float]] = []  # path, rate, hearers ms, own ms
+        for i in range(reps):
+            for path in ("e", "b-ours") if i % 2 == 0 else ("b-ours", "e"):
+                peers.settle()
+                before = _cpu_ns(pids)
+                replies, seconds = relay._stream(peers, path, n, raw=True)
+                after = _cpu_ns(pids)
+                used = {name: (cpu_seconds_between(before[name], after[name]) or 0.0) * 1e3
+                        for name in pids}
+                rows.append((path, replies / seconds, sum(used[h] for h in HEARERS),
+                             sum(used[p] for p in PUBLISHERS[path])))
+                each = ", ".join(f"{name} {ms:.0f}" for name, ms in used.items() if ms >= 1)
+                print(f"{path:6s} {replies / seconds:7,.0f}/s  hearers {rows[-1][2]:5.0f} ms"
+                      f"  publishing {rows[-1][3]:4.0f} ms  ({each})")
+    ordered = sorted(rows, key=lambda row: row[1])
+    half = len(ordered) // 2
+    for label, part in (("slower half", ordered[:half]), ("faster half", ordered[half:])):
+        print(f"{label}: median {statistics.median(r[1] for r in part):,.0f}/s, hearers "
+              f"{statistics.median(r[2] for r in part):.0f} ms during the stream")
+    for path in PUBLISHERS:
+        own = [r[3] for r in rows if r[0] == path]
+        print(f"({path}) publishing: {statistics.median(own):.0f} ms of CPU per stream of {n} "
+              f"({' + '.join(PUBLISHERS[path])})")
 
 
 def legacy_floor(reps: int, count: int = 200) -> None:
@@ -86,10 +149,14 @@ def legacy_floor(reps: int, count: int = 200) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["stream", "legacy-floor"])
+    ap.add_argument("mode", choices=["stream", "hearers", "legacy-floor"])
     ap.add_argument("reps", type=int)
+    ap.add_argument("--n", type=int, default=1000, help="replies per stream")
     args = ap.parse_args()
-    (stream_pairs if args.mode == "stream" else legacy_floor)(args.reps)
+    if args.mode == "legacy-floor":
+        legacy_floor(args.reps)
+    else:
+        (stream_pairs if args.mode == "stream" else hearers)(args.reps, args.n)
 
 
 if __name__ == "__main__":
