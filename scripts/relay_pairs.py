@@ -17,7 +17,8 @@ every peer used during it (the scheduler's count, ``/proc/PID/task/*/schedstat``
 every clu client hears every reply, so clu's AMQPActor (``camera``) and clu's client
 (which also holds the raw consumer) work through all of a stream's replies, during the
 stream or after it; how much of that work falls during the stream, taking CPU from the
-broker and the raw consumer, is what sets a stream's rate on two CPUs. Prints the rate
+broker and the raw consumer, is what sets a stream's rate on two CPUs (each stream also
+prints the hearers' CPU until the machine is quiet again: their whole work). Prints the rate
 against the hearers' CPU, and each path's own publishing cost (the floor actor alone,
 or the bridge and our LegacyActor together).
 
@@ -92,25 +93,32 @@ def hearers(reps: int, n: int = 1000) -> None:
                           if all(pid != group[0] for group in pids.values())]
         for path in ("e", "b-ours"):
             relay._stream(peers, path, 200, raw=True)  # warm-up
-        rows: list[tuple[str, float, float, float]] = []  # path, rate, hearers ms, own ms
+        rows: list[tuple[str, float, float, float, float]] = []  # path, rate, hearers ms
+        # during the stream, publishers' ms, hearers' ms until the machine is quiet again
         for i in range(reps):
             for path in ("e", "b-ours") if i % 2 == 0 else ("b-ours", "e"):
                 peers.settle()
                 before = _cpu_ns(pids)
                 replies, seconds = relay._stream(peers, path, n, raw=True)
                 after = _cpu_ns(pids)
+                peers.settle()  # the hearers work through the rest of their queues
+                quiet = _cpu_ns(pids)
                 used = {name: (cpu_seconds_between(before[name], after[name]) or 0.0) * 1e3
                         for name in pids}
+                in_all = sum((cpu_seconds_between(before[h], quiet[h]) or 0.0) * 1e3
+                             for h in HEARERS)
                 rows.append((path, replies / seconds, sum(used[h] for h in HEARERS),
-                             sum(used[p] for p in PUBLISHERS[path])))
+                             sum(used[p] for p in PUBLISHERS[path]), in_all))
                 each = ", ".join(f"{name} {ms:.0f}" for name, ms in used.items() if ms >= 1)
                 print(f"{path:6s} {replies / seconds:7,.0f}/s  hearers {rows[-1][2]:5.0f} ms"
-                      f"  publishing {rows[-1][3]:4.0f} ms  ({each})")
+                      f" (of {in_all:.0f} ms until quiet)  publishing {rows[-1][3]:4.0f} ms"
+                      f"  ({each})")
     ordered = sorted(rows, key=lambda row: row[1])
     half = len(ordered) // 2
     for label, part in (("slower half", ordered[:half]), ("faster half", ordered[half:])):
         print(f"{label}: median {statistics.median(r[1] for r in part):,.0f}/s, hearers "
-              f"{statistics.median(r[2] for r in part):.0f} ms during the stream")
+              f"{statistics.median(r[2] for r in part):.0f} ms during the stream, "
+              f"{statistics.median(r[4] for r in part):.0f} ms until quiet")
     for path in PUBLISHERS:
         own = [r[3] for r in rows if r[0] == path]
         print(f"({path}) publishing: {statistics.median(own):.0f} ms of CPU per stream of {n} "
