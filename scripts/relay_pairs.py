@@ -1,4 +1,5 @@
-"""Paired measurements of two relay paths, taken in turn (issue 14's tenth pass).
+"""Paired measurements of two relay paths, taken in turn (issue 14's tenth and eleventh
+passes).
 
     cd /tmp && PYTHONPATH=/work/main flock -x /tmp/bench.lock \
         /work/main/.venv/bin/python /work/main/scripts/relay_pairs.py stream 16
@@ -18,9 +19,9 @@ every clu client hears every reply, so clu's AMQPActor (``camera``) and clu's cl
 (which also holds the raw consumer) work through all of a stream's replies, during the
 stream or after it; how much of that work falls during the stream, taking CPU from the
 broker and the raw consumer, is what sets a stream's rate on two CPUs (each stream also
-prints the hearers' CPU until the machine is quiet again: their whole work). Prints the rate
-against the hearers' CPU, and each path's own publishing cost (the floor actor alone,
-or the bridge and our LegacyActor together).
+prints the hearers' CPU until the machine is quiet again: their whole work). Prints the
+rate against the hearers' CPU, each path's own publishing cost (the floor actor alone,
+or the bridge and our LegacyActor together) and the pair ratios, as ``stream`` does.
 
 ``legacy-floor REPS``: the bridge configured to also give the floor actor (``rawactor``)
 a legacy port, so that a raw legacy socket -> bridge -> minimal aio-pika actor, "(c-e)",
@@ -123,6 +124,9 @@ def hearers(reps: int, n: int = 1000) -> None:
         own = [r[3] for r in rows if r[0] == path]
         print(f"({path}) publishing: {statistics.median(own):.0f} ms of CPU per stream of {n} "
               f"({' + '.join(PUBLISHERS[path])})")
+    pairs = _ratios([r[1] for r in rows if r[0] == "b-ours"], [r[1] for r in rows if r[0] == "e"])
+    print(f"(b-ours)/(e): median pair ratio {statistics.median(pairs):.1%}, pairs "
+          f"{min(pairs):.0%}-{max(pairs):.0%}, {reps} pairs of spam {n}")
 
 
 def legacy_floor(reps: int, count: int = 200) -> None:
