@@ -31,8 +31,10 @@ recorded as their median; for the AMQP paths
 also ``stream, raw AMQP``: the same through a plain aio-pika consumer (``no_ack``, no
 prefetch limit, bound to its own replies only), because clu's client (prefetch 1, one
 ack per reply) caps what it can receive: that row shows what the actor or the bridge
-delivers, and checks that the replies arrive in order. For (e) and (e-max) also
-``publish only``: the aio-pika actor publishes ``stream`` reply-sized messages into a
+delivers, and checks that the replies arrive in order; the raw streams of (b-ours)
+and (b) are also set over (e)'s stream by stream (same run, same round: the stream
+pair ratios), whose spread shows how far one run's median ratio can stray. For (e) and
+(e-max) also ``publish only``: the aio-pika actor publishes ``stream`` reply-sized messages into a
 queue nobody reads, with confirms (as the bridge) and without (aio-pika), in messages/s,
 and for (e) also ``publish only, aio-pika``: with confirms through aio-pika's own channel
 ``basic_publish`` (how the bridge published before issue 14): what one process publishes
@@ -160,7 +162,8 @@ CPU_PER_REPLY_GOAL = 100.0
 
 @dataclass
 class Row:
-    """One metric of one path: a value per run (and, for round trips, every sample)."""
+    """One metric of one path: a value per run and every sample (each round trip in ms,
+    or each stream's rate, in the order taken)."""
 
     path: str
     metric: str  # one of METRICS
@@ -181,7 +184,8 @@ class Row:
 
     @property
     def p99(self) -> float | None:
-        if not self.samples:
+        """The 99th percentile of all round trips (None for other metrics)."""
+        if self.metric != ROUND_TRIP or not self.samples:
             return None
         ordered = sorted(self.samples)
         return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
@@ -234,6 +238,21 @@ class RelayResult:
         return {key: [x / y for x, y in zip(n.runs, d.runs)]
                 for key, n, d in self._ratio_rows()}
 
+    def stream_pair_ratios(self) -> dict[str, list[float]]:
+        """Raw streams of (b-ours) and (b) over (e), stream by stream: each over the stream
+        of (e) taken in the same round of the same run (within a minute, on the same
+        machine state as far as the settle can make it). Single streams vary widely on a
+        shared 2-CPU machine, so the spread of these shows how far one run's median ratio
+        can be trusted; the goal itself is judged on the medians (:meth:`goals`)."""
+        floor = self.row("e", RAW_STREAM)
+        out: dict[str, list[float]] = {}
+        for path in ("b-ours", "b"):
+            row = self.row(path, RAW_STREAM)
+            if row is not None and floor is not None and row.samples \
+                    and len(row.samples) == len(floor.samples):
+                out[f"{path}/e"] = [x / y for x, y in zip(row.samples, floor.samples)]
+        return out
+
     def goals(self) -> dict[str, bool]:
         """Whether each goal of the relay is met in this run. The reply-stream goals are
         the bridge's (legacy actor -> AMQP), so they are judged with the raw consumer; the
@@ -265,6 +284,7 @@ class RelayResult:
         return {"settings": self.settings, "machine": self.machine,
                 "rows": [r.as_dict() for r in self.rows], "ratios": self.ratios(),
                 "run_ratios": self.run_ratios(),
+                "stream_pair_ratios": self.stream_pair_ratios(),
                 "goals": self.goals()}
 
 
@@ -291,6 +311,13 @@ def format_relay(result: RelayResult) -> str:
             for k, v in result.run_ratios().items()))
     for name, met in result.goals().items():
         lines.append(f"goal {name}: {'met' if met else 'NOT met'}")
+    pair_ratios = result.stream_pair_ratios()
+    if pair_ratios:
+        lines.append("raw streams pair by pair, each over (e)'s of the same round (how far one "
+                     "stream, and so one run's median, can stray here): " + "; ".join(
+                         f"({key.replace('/', ')/(')}) median {statistics.median(pairs):.0%}, "
+                         f"{min(pairs):.0%}-{max(pairs):.0%} over {len(pairs)} pairs"
+                         for key, pairs in pair_ratios.items()))
     for path, what in (("e", "floor of the relay: a publisher alone, the bridge's way"),
                        ("e-max", "ceiling: aio-pika alone, no publisher confirms")):
         row = result.row(path, RAW_STREAM)
@@ -631,9 +658,10 @@ def _measure_streams(peers: Peers, paths: Sequence[str], metric: str, n: int,
         return
     for path in paths:
         streams = streams_of[path]
-        _record(rows[path, metric],
-                statistics.median([replies / seconds for replies, seconds in streams]),
-                _per_operation(cpu_seconds[path], sum(replies for replies, _ in streams)))
+        rates = [replies / seconds for replies, seconds in streams]
+        _record(rows[path, metric], statistics.median(rates),
+                _per_operation(cpu_seconds[path], sum(replies for replies, _ in streams)),
+                rates)
 
 
 def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,

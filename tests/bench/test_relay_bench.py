@@ -50,6 +50,7 @@ def test_every_row_has_positive_finite_numbers() -> None:
             assert row["unit"] == "messages/s" and row["path"] in ("e", "e-max")
         else:
             assert row["unit"] == "replies/s"
+            assert row["samples"] == 2 * 3 and row["p99"] is None  # each stream's rate
     assert result["settings"]["blocks"] == 3  # 20 round trips per run as 7 + 7 + 6
     assert result["settings"]["streams"] == 3  # each path's stream three times a run
     assert set(result["ratios"]) == {"b/a", "c/a", "b-ours/a"}
@@ -58,6 +59,9 @@ def test_every_row_has_positive_finite_numbers() -> None:
     for key, values in result["run_ratios"].items():
         num, den = (rows[p, "round trip"] for p in key.split("/"))
         assert values == [x / y for x, y in zip(num["runs"], den["runs"])], key
+    pairs = result["stream_pair_ratios"]  # raw streams over (e)'s, stream by stream
+    assert set(pairs) == {"b-ours/e", "b/e"}
+    assert all(len(v) == 2 * 3 and all(_positive(x) for x in v) for v in pairs.values())
     assert set(result["goals"]) and all(isinstance(v, bool) for v in result["goals"].values())
     assert "round trip c/a <= 1 in every run" in result["goals"]
     # Every measurement waited for a quiet machine (reported, never silently skipped).

@@ -1,5 +1,6 @@
 """The relay benchmark's streams: each path several times per run, path after path in
-turn; the run's value is the median rate, the CPU per reply is over all streams."""
+turn; the run's value is the median rate, the CPU per reply is over all streams, and
+each raw stream of the bridge's paths is also set over the floor's of the same round."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge.bench import relay
-from bridge.bench.relay import RAW_STREAM, Row, _measure_streams
+from bridge.bench.relay import RAW_STREAM, RelayResult, Row, _measure_streams, format_relay
 from tests.bench.fake_peers import SettleCounter
 
 
@@ -40,6 +41,39 @@ def test_paths_take_turns_and_a_run_records_the_median_rate(
     assert rows["e", RAW_STREAM].runs == [pytest.approx(8000.0)]  # median of 10k, 2k, 8k
     assert rows["b-ours", RAW_STREAM].runs == [pytest.approx(5000.0)]  # of 5k, 4k, 10k
     assert rows["b-ours", RAW_STREAM].bridge_cpu == [pytest.approx(3 * 0.01 / 3000 * 1e6)]
+    # every stream's rate is kept, in the order taken, for the pair ratios
+    assert rows["e", RAW_STREAM].samples == pytest.approx([10000.0, 2000.0, 8000.0])
+    assert rows["b-ours", RAW_STREAM].samples == pytest.approx([5000.0, 4000.0, 10000.0])
+
+
+def _result(rows: list[Row]) -> RelayResult:
+    return RelayResult(rows, {"runs": 2, "count": 1, "stream": 1000, "streams": 2},
+                       {"nproc": 2})
+
+
+def test_stream_pair_ratios_set_each_stream_over_the_floors_of_the_same_round() -> None:
+    e = Row("e", RAW_STREAM, "replies/s", runs=[9000.0, 7000.0],
+            samples=[10000.0, 8000.0, 6000.0, 8000.0])
+    ours = Row("b-ours", RAW_STREAM, "replies/s", runs=[8500.0, 7500.0],
+               samples=[5000.0, 12000.0, 6000.0, 8000.0])
+    b = Row("b", RAW_STREAM, "replies/s", runs=[4000.0], samples=[4000.0])  # one stream only
+    result = _result([e, ours, b])
+    assert result.stream_pair_ratios() == {
+        "b-ours/e": pytest.approx([0.5, 1.5, 1.0, 1.0])}  # b: not as many streams as e
+    assert e.p99 is None  # a percentile of rates means nothing; round trips only
+    text = format_relay(result)
+    assert "raw streams pair by pair" in text
+    assert "(b-ours)/(e) median 100%, 50%-150% over 4 pairs" in text
+    assert result.as_dict()["stream_pair_ratios"] == {"b-ours/e": [0.5, 1.5, 1.0, 1.0]}
+    # the goal is still judged on the medians: 8,000 of 8,000
+    assert result.goals()["stream, raw AMQP (b-ours) >= 90% of (e)"] is True
+
+
+def test_no_pair_ratios_without_the_floor() -> None:
+    ours = Row("b-ours", RAW_STREAM, "replies/s", runs=[8500.0], samples=[8500.0])
+    result = _result([ours])
+    assert result.stream_pair_ratios() == {}
+    assert "pair by pair" not in format_relay(result)
 
 
 def test_a_warm_up_streams_once_and_records_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
