@@ -39,6 +39,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bridge.bench import relay
@@ -50,17 +52,35 @@ def _ratios(num: list[float], den: list[float]) -> list[float]:
     return [n / d for n, d in zip(num, den)]
 
 
-def stream_pairs(reps: int, n: int = 1000) -> None:
+#: The two paths whose raw streams are paired: the floor and the bridge with our actor.
+PAIR = ("e", "b-ours")
+
+
+@contextmanager
+def _running_peers() -> Iterator[relay.Peers]:
+    """The relay benchmark's peers and bridge, in a temporary state directory."""
     with tempfile.TemporaryDirectory(prefix="relay-pairs-") as state, \
             relay.running_peers(Path(state), True, lambda _m: None) as peers:
-        for path in ("e", "b-ours"):
-            relay._stream(peers, path, 200, raw=True)  # warm-up
-        rates: dict[str, list[float]] = {"e": [], "b-ours": []}
-        for i in range(reps):
-            for path in ("e", "b-ours") if i % 2 == 0 else ("b-ours", "e"):
-                peers.settle()
-                replies, seconds = relay._stream(peers, path, n, raw=True)
-                rates[path].append(replies / seconds)
+        yield peers
+
+
+def _pairs_in_turn(peers: relay.Peers, reps: int) -> Iterator[str]:
+    """Warm both paths of :data:`PAIR` up, then yield the path to stream next: REPS
+    pairs, the order alternating, each once the machine is quiet again."""
+    for path in PAIR:
+        relay._stream(peers, path, 200, raw=True)  # warm-up
+    for i in range(reps):
+        for path in PAIR if i % 2 == 0 else PAIR[::-1]:
+            peers.settle()
+            yield path
+
+
+def stream_pairs(reps: int, n: int = 1000) -> None:
+    with _running_peers() as peers:
+        rates: dict[str, list[float]] = {path: [] for path in PAIR}
+        for path in _pairs_in_turn(peers, reps):
+            replies, seconds = relay._stream(peers, path, n, raw=True)
+            rates[path].append(replies / seconds)
     e, ours = statistics.median(rates["e"]), statistics.median(rates["b-ours"])
     pairs = _ratios(rates["b-ours"], rates["e"])
     print(f"(e) {e:,.0f}/s, (b-ours) {ours:,.0f}/s: {ours / e:.1%} of the floor "
@@ -87,33 +107,28 @@ def _cpu_ns(pids: dict[str, list[int]]) -> dict[str, dict[int, int] | None]:
 
 
 def hearers(reps: int, n: int = 1000) -> None:
-    with tempfile.TemporaryDirectory(prefix="relay-pairs-") as state, \
-            relay.running_peers(Path(state), True, lambda _m: None) as peers:
+    with _running_peers() as peers:
         pids = {name: [p.pid] for name, p in peers.programs.items()}
         pids["broker"] = [pid for pid in peers.pids
                           if all(pid != group[0] for group in pids.values())]
-        for path in ("e", "b-ours"):
-            relay._stream(peers, path, 200, raw=True)  # warm-up
         rows: list[tuple[str, float, float, float, float]] = []  # path, rate, hearers ms
         # during the stream, publishers' ms, hearers' ms until the machine is quiet again
-        for i in range(reps):
-            for path in ("e", "b-ours") if i % 2 == 0 else ("b-ours", "e"):
-                peers.settle()
-                before = _cpu_ns(pids)
-                replies, seconds = relay._stream(peers, path, n, raw=True)
-                after = _cpu_ns(pids)
-                peers.settle()  # the hearers work through the rest of their queues
-                quiet = _cpu_ns(pids)
-                used = {name: (cpu_seconds_between(before[name], after[name]) or 0.0) * 1e3
-                        for name in pids}
-                in_all = sum((cpu_seconds_between(before[h], quiet[h]) or 0.0) * 1e3
-                             for h in HEARERS)
-                rows.append((path, replies / seconds, sum(used[h] for h in HEARERS),
-                             sum(used[p] for p in PUBLISHERS[path]), in_all))
-                each = ", ".join(f"{name} {ms:.0f}" for name, ms in used.items() if ms >= 1)
-                print(f"{path:6s} {replies / seconds:7,.0f}/s  hearers {rows[-1][2]:5.0f} ms"
-                      f" (of {in_all:.0f} ms until quiet)  publishing {rows[-1][3]:4.0f} ms"
-                      f"  ({each})")
+        for path in _pairs_in_turn(peers, reps):
+            before = _cpu_ns(pids)
+            replies, seconds = relay._stream(peers, path, n, raw=True)
+            after = _cpu_ns(pids)
+            peers.settle()  # the hearers work through the rest of their queues
+            quiet = _cpu_ns(pids)
+            used = {name: (cpu_seconds_between(before[name], after[name]) or 0.0) * 1e3
+                    for name in pids}
+            in_all = sum((cpu_seconds_between(before[h], quiet[h]) or 0.0) * 1e3
+                         for h in HEARERS)
+            rows.append((path, replies / seconds, sum(used[h] for h in HEARERS),
+                         sum(used[p] for p in PUBLISHERS[path]), in_all))
+            each = ", ".join(f"{name} {ms:.0f}" for name, ms in used.items() if ms >= 1)
+            print(f"{path:6s} {replies / seconds:7,.0f}/s  hearers {rows[-1][2]:5.0f} ms"
+                  f" (of {in_all:.0f} ms until quiet)  publishing {rows[-1][3]:4.0f} ms"
+                  f"  ({each})")
     ordered = sorted(rows, key=lambda row: row[1])
     half = len(ordered) // 2
     for label, part in (("slower half", ordered[:half]), ("faster half", ordered[half:])):
@@ -139,8 +154,7 @@ def legacy_floor(reps: int, count: int = 200) -> None:
 
     relay.bridge_config = with_raw_face  # type: ignore[assignment]
     medians: dict[str, list[float]] = {"a": [], "c": [], "e": [], "c-e": []}
-    with tempfile.TemporaryDirectory(prefix="relay-pairs-") as state, \
-            relay.running_peers(Path(state), True, lambda _m: None) as peers:
+    with _running_peers() as peers:
         for path in ("a", "c", "e"):
             relay._round_trips(peers, path, 50)
         relay.legacy_round_trips(raw_port, 50)
