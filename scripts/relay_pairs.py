@@ -1,4 +1,4 @@
-"""Paired measurements of two relay paths, taken in turn (issue 14's tenth and eleventh
+"""Paired measurements of two relay paths, taken in turn (issue 14's tenth to twelfth
 passes).
 
     cd /tmp && PYTHONPATH=/work/main flock -x /tmp/bench.lock \
@@ -11,13 +11,14 @@ passes).
 ``stream REPS``: REPS pairs of ``spam 1000`` raw streams, the floor (e) and the bridge
 with our LegacyActor (b-ours), in alternating order; prints the median of each path and
 of the pair ratios (the benchmark takes three streams a run, this takes many, to see
-where the ratio centres).
+where the ratio centres). clu's hearers are paused during each stream, as in the
+benchmark; ``--busy-hearers`` keeps them running.
 
 ``hearers REPS``: REPS pairs of the same raw streams, each printed with the CPU time
 every peer used during it (the scheduler's count, ``/proc/PID/task/*/schedstat``):
 every clu client hears every reply, so clu's AMQPActor (``camera``) and clu's client
-(which also holds the raw consumer) work through all of a stream's replies, during the
-stream or after it; how much of that work falls during the stream, taking CPU from the
+work through all of a stream's replies, during the stream or after it (here they are
+never paused); how much of that work falls during the stream, taking CPU from the
 broker and the raw consumer, is what sets a stream's rate on two CPUs (each stream also
 prints the hearers' CPU until the machine is quiet again: their whole work). Prints the
 rate against the hearers' CPU, each path's own publishing cost (the floor actor alone,
@@ -57,10 +58,12 @@ PAIR = ("e", "b-ours")
 
 
 @contextmanager
-def _running_peers() -> Iterator[relay.Peers]:
-    """The relay benchmark's peers and bridge, in a temporary state directory."""
+def _running_peers(pause_hearers: bool = True) -> Iterator[relay.Peers]:
+    """The relay benchmark's peers and bridge, in a temporary state directory; clu's
+    hearers paused during raw streams as in the benchmark unless ``pause_hearers`` is off."""
     with tempfile.TemporaryDirectory(prefix="relay-pairs-") as state, \
             relay.running_peers(Path(state), True, lambda _m: None) as peers:
+        peers.pause_hearers = pause_hearers
         yield peers
 
 
@@ -75,8 +78,8 @@ def _pairs_in_turn(peers: relay.Peers, reps: int) -> Iterator[str]:
             yield path
 
 
-def stream_pairs(reps: int, n: int = 1000) -> None:
-    with _running_peers() as peers:
+def stream_pairs(reps: int, n: int = 1000, pause_hearers: bool = True) -> None:
+    with _running_peers(pause_hearers) as peers:
         rates: dict[str, list[float]] = {path: [] for path in PAIR}
         for path in _pairs_in_turn(peers, reps):
             replies, seconds = relay._stream(peers, path, n, raw=True)
@@ -85,7 +88,8 @@ def stream_pairs(reps: int, n: int = 1000) -> None:
     pairs = _ratios(rates["b-ours"], rates["e"])
     print(f"(e) {e:,.0f}/s, (b-ours) {ours:,.0f}/s: {ours / e:.1%} of the floor "
           f"(median pair ratio {statistics.median(pairs):.1%}, pairs "
-          f"{min(pairs):.0%}-{max(pairs):.0%}, {reps} pairs of spam {n})")
+          f"{min(pairs):.0%}-{max(pairs):.0%}, {reps} pairs of spam {n}; clu's hearers "
+          f"{'paused' if pause_hearers else 'running'})")
 
 
 #: The peers whose CPU ``hearers`` reports, by program name: the two clu hearers, and
@@ -106,8 +110,8 @@ def _cpu_ns(pids: dict[str, list[int]]) -> dict[str, dict[int, int] | None]:
     return out
 
 
-def hearers(reps: int, n: int = 1000) -> None:
-    with _running_peers() as peers:
+def hearers(reps: int, n: int = 1000, pause_hearers: bool = False) -> None:
+    with _running_peers(pause_hearers) as peers:
         pids = {name: [p.pid] for name, p in peers.programs.items()}
         pids["broker"] = [pid for pid in peers.pids
                           if all(pid != group[0] for group in pids.values())]
@@ -178,11 +182,15 @@ def main() -> None:
     ap.add_argument("mode", choices=["stream", "hearers", "legacy-floor"])
     ap.add_argument("reps", type=int)
     ap.add_argument("--n", type=int, default=1000, help="replies per stream")
+    ap.add_argument("--busy-hearers", action="store_true",
+                    help="stream: keep clu's hearers running (the benchmark pauses them)")
     args = ap.parse_args()
     if args.mode == "legacy-floor":
         legacy_floor(args.reps)
+    elif args.mode == "stream":
+        stream_pairs(args.reps, args.n, not args.busy_hearers)
     else:
-        (stream_pairs if args.mode == "stream" else hearers)(args.reps, args.n)
+        hearers(args.reps, args.n)
 
 
 if __name__ == "__main__":

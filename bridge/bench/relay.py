@@ -29,9 +29,17 @@ send to its ``:``, in replies/s (every reply of the command counted), taken ``st
 times a run (default 3, path after path in turn, like the round trips' blocks) and
 recorded as their median; for the AMQP paths
 also ``stream, raw AMQP``: the same through a plain aio-pika consumer (``no_ack``, no
-prefetch limit, bound to its own replies only), because clu's client (prefetch 1, one
-ack per reply) caps what it can receive: that row shows what the actor or the bridge
-delivers, and checks that the replies arrive in order; the raw streams of (b-ours)
+prefetch limit, bound to its own replies only; :mod:`bridge.bench.peers.raw_client`,
+its own process), because clu's client (prefetch 1, one ack per reply) caps what it
+can receive: that row shows what the actor or the bridge delivers, and checks that
+the replies arrive in order. During each raw stream clu's hearers, the AMQPActor and
+clu's client, which hear every reply on the exchange, are paused (SIGSTOP, then
+SIGCONT; never the actor of the stream's own path): on two CPUs their work on a
+stream's replies, ~400 us a reply, otherwise falls partly during the stream and partly
+after it, a different share each time, and that share rather than the publisher set
+the stream's rate (issue 14's eleventh pass). The broker still queues every reply for
+them. ``--busy-hearers`` keeps them running; the ``reply stream`` rows always do. The
+raw streams of (b-ours)
 and (b) are also set over (e)'s stream by stream (same run, same round: the stream
 pair ratios), whose spread shows how far one run's median ratio can stray. For (e) and
 (e-max) also ``publish only``: the aio-pika actor publishes ``stream`` reply-sized messages into a
@@ -57,8 +65,8 @@ replies/s clu's clients keep both CPUs busy for up to a second working through
 their queues, which slowed whichever measurement came next.
 
 The clu client runs in its own process (:mod:`bridge.bench.peers.clu_client`), so the
-socket clients here are never slowed by it: every clu client hears every reply on the
-exchange and parses it. Legacy sockets connect for each measurement and close after
+socket clients here and the raw consumer are never slowed by it: every clu client
+hears every reply on the exchange and parses it. Legacy sockets connect for each measurement and close after
 it, so that no idle connection receives the bridge's mirrored camera traffic.
 
 ``python -m bridge.bench.relay`` or ``bridge bench relay`` print the table.
@@ -127,6 +135,9 @@ PATHS: dict[str, tuple[str, str, str]] = {
     "e-max": ("clu AMQPClient -> aio-pika actor, no confirms", "amqp", RAW_ACTOR),
 }
 ROUND_TRIP, STREAM, RAW_STREAM = "round trip", "reply stream", "stream, raw AMQP"
+#: The peers that hear every reply on the exchange without being a path's client or
+#: actor in a raw stream: clu's AMQPActor and clu's client (program names).
+HEARERS = (CAMERA, "clu-client")
 #: The aio-pika actor publishing alone into a queue nobody reads (no consumer at all).
 PUBLISH_ONLY = "publish only"
 #: The same through aio-pika's channel ``basic_publish`` with confirms (path ``e`` only).
@@ -332,7 +343,9 @@ def format_relay(result: RelayResult) -> str:
         if s.get("streams", 1) > 1 else ""
     lines.append(f"{s['runs']} runs x {s['count']} round trips{blocks}, spam {s['stream']}"
                  f"{streams}; "
-                 f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
+                 + ("clu's hearers paused during raw streams; " if s.get("hearers_paused")
+                    else "")
+                 + f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
     settled = result.machine.get("settled")
     if settled:
         lines.append(f"before each measurement the peers and the broker went quiet: "
@@ -356,9 +369,10 @@ def bridge_config(amqp_url: str, shutter_port: int, face_port: int,
 
 @dataclass
 class Peers:
-    """Where the benchmark reaches each actor, and the clu client worker."""
+    """Where the benchmark reaches each actor, the clu client worker and the raw consumer."""
 
     client: Program
+    raw: Program  # the plain aio-pika consumer of the raw streams (its own process)
     ports: dict[str, int]  # legacy path key -> TCP port
     programs: dict[str, Program]  # every program started, by name
     #: The processes every measurement depends on: the programs and the broker's
@@ -368,6 +382,33 @@ class Peers:
     #: ran out (the measurement started anyway).
     settled: dict[str, float] = field(default_factory=lambda: {
         "seconds": 0.0, "longest": 0.0, "timeouts": 0})
+
+    #: Whether the clu hearers (:data:`HEARERS`) are paused during every raw stream.
+    pause_hearers: bool = True
+
+    @contextmanager
+    def hearers_paused(self, actor: str | None = None) -> Iterator[None]:
+        """clu's AMQPActor and clu's client stopped (SIGSTOP) for the block, continued
+        (SIGCONT) after it, also on an error or Ctrl-C; ``actor``, the program that
+        answers the command of the block, is never stopped. Both hear every reply on
+        the exchange; the broker still queues each reply for them while they are
+        stopped, and they work through their queues once continued (the next
+        measurement waits for that, :meth:`settle`). Nothing if :attr:`pause_hearers`
+        is off."""
+        pids = [self.programs[name].pid for name in HEARERS
+                if name in self.programs and name != actor] if self.pause_hearers else []
+        stopped: list[int] = []
+        try:
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            yield
+        finally:
+            for pid in stopped:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
 
     def settle(self) -> None:
         """Wait until the machine is quiet again (:func:`~bridge.bench.programs.settle`):
@@ -428,14 +469,20 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
                          state, pipe=True, env=env)
         client.start()
         stack.callback(client.stop)
+        raw = Program("raw-client", python_module("bridge.bench.peers.raw_client", "--url",
+                                                   url, "--name", f"{CLIENT}_raw"),
+                      state, pipe=True, env=env)
+        raw.start()
+        stack.callback(raw.stop)
         bridge.wait_ready(ready_file=ready)
         client.wait_ready()
+        raw.wait_ready()
         ports = {"c": face_port, "d": shutter_port}
         if our_port is not None:
             ports["d-ours"] = our_port
-        programs = [*actors, bridge, client]
+        programs = [*actors, bridge, client, raw]
         pids = [p.popen.pid for p in programs if p.popen is not None] + node_pids(broker.node)
-        peers = Peers(client, ports, {p.name: p for p in programs}, pids)
+        peers = Peers(client, raw, ports, {p.name: p for p in programs}, pids)
         _wait_until_relayed(peers, ours)
         yield peers
 
@@ -556,8 +603,12 @@ def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> tuple[int, fl
     """(replies, seconds) of one ``spam n`` (``blast n`` on the ceiling path)."""
     _, kind, actor = PATHS[path]
     if kind == "amqp":
-        answer = peers.client.request({"op": "stream", "actor": actor, "n": n, "raw": raw,
-                                       "verb": STREAM_VERB.get(path, "spam")})
+        if not raw:
+            answer = peers.client.request({"op": "stream", "actor": actor, "n": n})
+        else:
+            with peers.hearers_paused(actor):
+                answer = peers.raw.request({"op": "stream", "actor": actor, "n": n,
+                                            "verb": STREAM_VERB.get(path, "spam")})
         return int(answer["replies"]), float(answer["seconds"])
     return legacy_stream(peers.ports[path], n)
 
@@ -669,12 +720,14 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                         progress: Callable[[str], Any] | None = None,
                         log_dir: str | os.PathLike[str] | None = None,
                         blocks: int = ROUND_TRIP_BLOCKS,
-                        streams: int = STREAMS_PER_RUN) -> RelayResult:
+                        streams: int = STREAMS_PER_RUN,
+                        pause_hearers: bool = True) -> RelayResult:
     """Start every peer, measure every path ``runs`` times, stop everything.
 
     ``count``: round trips per run and path, in ``blocks`` interleaved blocks;
     ``stream``: replies of each ``spam``, ``streams`` of them per run and path.
-    ``ours`` adds the paths through our own LegacyActor. The peers' logs go to
+    ``ours`` adds the paths through our own LegacyActor. ``pause_hearers``: clu's
+    hearers are stopped during the raw streams (:meth:`Peers.hearers_paused`). The peers' logs go to
     ``log_dir`` (kept), else to a temporary directory (removed). Raises
     :class:`BenchError` if a prerequisite is missing or a peer fails.
     """
@@ -686,6 +739,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
     machine = machine_info()
     with _sigterm_as_interrupt(), state_dir(log_dir, "bench-relay-") as state, \
             running_peers(state, ours, say) as peers:
+        peers.pause_hearers = pause_hearers
         for run in range(-1, runs):  # run -1: warm-up, not counted
             say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
             order = paths[run % len(paths):] + paths[:run % len(paths)] if run >= 0 else paths
@@ -707,7 +761,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                             _record(rows[path, metric], rate, cpu.per(n))
         machine["settled"] = {k: round(v, 2) for k, v in peers.settled.items()}
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours,
-                "blocks": blocks, "streams": streams}
+                "blocks": blocks, "streams": streams, "hearers_paused": pause_hearers}
     return RelayResult(list(rows.values()), settings, machine)
 
 
@@ -757,6 +811,9 @@ def add_arguments(ap: Any) -> None:
     ap.add_argument("--streams", type=int, default=STREAMS_PER_RUN,
                     help="streams of each path per run, interleaved path by path; the "
                          f"run's value is their median (default {STREAMS_PER_RUN})")
+    ap.add_argument("--busy-hearers", action="store_true",
+                    help="keep clu's AMQPActor and clu's client (they hear every reply) "
+                         "running during the raw streams; by default they are paused")
     ap.add_argument("--ours", action="store_true",
                     help="also measure through our own LegacyActor")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -769,7 +826,8 @@ def run_cli(args: Any, out: IO[str] | None = None) -> int:
     try:
         result = run_relay_benchmark(args.runs, args.count, args.stream, args.ours,
                                      lambda msg: print(msg, file=sys.stderr, flush=True),
-                                     args.logs, args.blocks, args.streams)
+                                     args.logs, args.blocks, args.streams,
+                                     not args.busy_hearers)
     except BenchError as exc:
         print(f"bridge bench relay: {exc}", file=sys.stderr)
         return 1

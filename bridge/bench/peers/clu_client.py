@@ -10,11 +10,6 @@ prints goes to stderr):
   ``send_command`` to its terminal reply;
 * ``{"op": "stream", "actor": A, "n": N}`` -> ``{"ok": true, "replies": R, "seconds": S}``:
   one ``spam N`` timed from send to ``:``, R = replies received for it;
-* ``{"op": "stream", "actor": A, "n": N, "raw": true}``: the same through a plain
-  aio-pika consumer instead of clu's client (its own queue bound to its own replies
-  only, ``no_ack``, no prefetch limit): what the actor or relay can deliver when the
-  client is not the bottleneck. It also checks that ``spam_index`` arrives in order;
-  ``"verb": "blast"`` sends ``blast N`` instead of ``spam N`` (see ``aiopika_actor``);
 * ``{"op": "command", "actor": A, "text": T}`` -> ``{"ok": true, "body": {...}}``: one
   command, the body of its terminal reply;
 * ``{"op": "quit"}`` (or end of input): disconnect and exit.
@@ -30,7 +25,6 @@ import json
 import os
 import sys
 import time
-import uuid
 from typing import Any
 
 from ._common import ignore_cancellations, quiet_clu, require_clu
@@ -64,77 +58,7 @@ async def _stream(client: Any, actor: str, n: int) -> dict[str, Any]:
     return {"replies": len(cmd.replies), "seconds": seconds}
 
 
-class RawConsumer:
-    """A minimal AMQP client: publishes clu command messages, consumes only its replies."""
-
-    def __init__(self, url: str, name: str) -> None:
-        self.url = url
-        self.name = name
-        self.connection: Any = None
-
-    async def start(self) -> None:
-        import aio_pika
-
-        from ...protocol.clu_messages import (
-            EXCHANGE_AUTO_DELETE,
-            EXCHANGE_DURABLE,
-            EXCHANGE_NAME,
-            EXCHANGE_TYPE,
-        )
-
-        self.connection = await aio_pika.connect(self.url)
-        self.channel = await self.connection.channel()
-        self.exchange = await self.channel.declare_exchange(
-            EXCHANGE_NAME, type=EXCHANGE_TYPE, auto_delete=EXCHANGE_AUTO_DELETE,
-            durable=EXCHANGE_DURABLE)
-        self.queue = await self.channel.declare_queue(f"{self.name}_replies", exclusive=True)
-        await self.queue.bind(self.exchange, routing_key=f"reply.{self.name}.#")
-        self.waiting: dict[str, tuple[asyncio.Future[None], list[Any]]] = {}
-        await self.queue.consume(self._on_message, no_ack=True)
-
-    async def stop(self) -> None:
-        if self.connection is not None:
-            await self.connection.close()
-
-    async def _on_message(self, message: Any) -> None:
-        entry = self.waiting.get(message.correlation_id)
-        if entry is None:
-            return
-        done, replies = entry
-        code = (message.headers or {}).get("message_code")
-        replies.append((code, message.body))
-        if code in (":", "f", "F", "!") and not done.done():
-            done.set_result(None)
-
-    async def stream(self, actor: str, n: int, verb: str = "spam") -> dict[str, Any]:
-        import aio_pika
-
-        command_id = str(uuid.uuid4())
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        replies: list[Any] = []
-        self.waiting[command_id] = (done, replies)
-        headers = {"command_id": command_id, "commander_id": f"{self.name}.{actor}",
-                   "internal": False, "write_to_log": True}
-        message = aio_pika.Message(json.dumps({"command_string": f"{verb} {n}"}).encode(),
-                                   headers=headers, correlation_id=command_id,
-                                   content_type="text/json")
-        t0 = time.perf_counter()
-        try:
-            await self.exchange.publish(message, routing_key=f"command.{actor}")
-            await asyncio.wait_for(done, TIMEOUT)
-        finally:
-            del self.waiting[command_id]
-        seconds = time.perf_counter() - t0
-        if replies[-1][0] != ":":
-            raise RuntimeError(f"{actor} {verb} {n} -> {replies[-1]}")
-        indexes = [json.loads(body)["spam_index"] for code, body in replies if code == "i"]
-        if indexes != list(range(n)):
-            raise RuntimeError(f"{actor} {verb} {n}: replies out of order or missing "
-                               f"({len(indexes)} received)")
-        return {"replies": len(replies), "seconds": seconds}
-
-
-async def serve(client: Any, requests: Any, answers: Any, raw: RawConsumer) -> None:
+async def serve(client: Any, requests: Any, answers: Any) -> None:
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, requests.readline)
@@ -150,11 +74,6 @@ async def serve(client: Any, requests: Any, answers: Any, raw: RawConsumer) -> N
             if op == "round_trips":
                 answer = await _round_trips(client, request["actor"], int(request["n"]),
                                             request.get("command", "ping"))
-            elif op == "stream" and request.get("raw"):
-                if raw.connection is None:
-                    await raw.start()
-                answer = await raw.stream(request["actor"], int(request["n"]),
-                                          str(request.get("verb", "spam")))
             elif op == "stream":
                 answer = await _stream(client, request["actor"], int(request["n"]))
             elif op == "command":
@@ -185,12 +104,10 @@ async def main(argv: list[str] | None = None) -> int:
     await asyncio.wait_for(client.start(), 30)
     answers.write(f"READY {args.name} {args.url}\n")
     answers.flush()
-    raw = RawConsumer(args.url, f"{args.name}_raw")
     try:
-        await serve(client, sys.stdin, answers, raw)
+        await serve(client, sys.stdin, answers)
     finally:
         ignore_cancellations()
-        await raw.stop()
         await client.connection.stop()
     return 0
 
