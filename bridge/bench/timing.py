@@ -45,3 +45,21 @@ def format_table(rates: list[Rate], reference: str) -> str:
         lines.append(f"{r.name:<44} {r.median:>12,.0f} {min(r.runs):>12,.0f} "
                      f"{max(r.runs):>12,.0f}  {ratio}")
     return "\n".join(lines)
+
+
+#: Iterations of :func:`python_speed_ms`'s loop: ~40-80 ms on this project's 2-vCPU VM.
+SPEED_LOOP = 1_000_000
+
+
+def python_speed_ms(repeats: int = 3) -> float:
+    """Milliseconds a fixed pure-Python loop takes here (the fastest of ``repeats``): a
+    yardstick of how fast the machine runs Python right now, to read beside CPU times
+    measured at the same moment (a shared VM's speed varies by ~2x from hour to hour)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(SPEED_LOOP):
+            total += i & 7
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3

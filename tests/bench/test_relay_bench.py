@@ -53,6 +53,9 @@ def test_every_row_has_positive_finite_numbers() -> None:
             assert row["samples"] == 2 * 3 and row["p99"] is None  # each stream's rate
     assert result["settings"]["blocks"] == 3  # 20 round trips per run as 7 + 7 + 6
     assert result["settings"]["streams"] == 3  # each path's stream three times a run
+    assert result["settings"]["hearers_paused"] is True  # during raw streams, by default
+    speeds = result["machine"]["python_loop_ms"]  # the machine's speed at each run's start
+    assert len(speeds) == 2 and all(_positive(v) for v in speeds)
     assert set(result["ratios"]) == {"b/a", "c/a", "b-ours/a"}
     assert all(_positive(v) for v in result["ratios"].values())
     assert set(result["run_ratios"]) == set(result["ratios"])
