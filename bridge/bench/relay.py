@@ -104,7 +104,7 @@ from .programs import (
     state_dir,
     threads_cpu_ns,
 )
-from .timing import python_speed_ms
+from .timing import python_speed_ms, wakeup_cost_us
 
 T = TypeVar("T")  # one round of measurements (a block size, a repeat)
 R = TypeVar("R")  # what one measurement returns
@@ -306,6 +306,12 @@ class RelayResult:
                 "goals": self.goals()}
 
 
+def _spread(values: Sequence[float], fmt: str = ".0f") -> str:
+    """``median (min-max)`` of ``values``."""
+    return (f"{statistics.median(values):{fmt}} "
+            f"({min(values):{fmt}}-{max(values):{fmt}})")
+
+
 def format_relay(result: RelayResult) -> str:
     """A plain-text table, the round-trip ratios and the goals."""
     lines = [f"{'path':<9} {'':<50} {'metric':<16} {'unit':>9} {'median':>10} {'min':>10} "
@@ -363,10 +369,14 @@ def format_relay(result: RelayResult) -> str:
                  + f"{result.machine.get('nproc')} CPUs, load {result.machine.get('loadavg')}")
     speeds = result.machine.get("python_loop_ms")
     if speeds:
-        lines.append(f"the machine's speed: a fixed pure-Python loop took "
-                     f"{statistics.median(speeds):.0f} ms at the start of a run "
-                     f"({min(speeds):.0f}-{max(speeds):.0f}; "
-                     f"bridge.bench.timing.python_speed_ms)")
+        lines.append(f"the machine's speed: a fixed pure-Python loop took {_spread(speeds)} ms "
+                     f"at the start of a run (bridge.bench.timing.python_speed_ms)")
+    wakeups = result.machine.get("wakeup_us")
+    if wakeups:
+        lines.append(f"the machine's wake-ups: a one-byte round trip to another process took "
+                     f"{_spread([w for w, _ in wakeups])} us, "
+                     f"{_spread([c for _, c in wakeups], '.1f')} us of CPU on one side "
+                     f"(bridge.bench.timing.wakeup_cost_us)")
     settled = result.machine.get("settled")
     if settled:
         lines.append(f"before each measurement the peers and the broker went quiet: "
@@ -762,11 +772,13 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
             running_peers(state, ours, say) as peers:
         peers.pause_hearers = pause_hearers
         speeds: list[float] = []
+        wakeups: list[list[float]] = []
         for run in range(-1, runs):  # run -1: warm-up, not counted
             say("warm-up" if run < 0 else f"run {run + 1}/{runs}")
             if run >= 0:
                 peers.settle()
                 speeds.append(round(python_speed_ms(), 1))
+                wakeups.append([round(us, 1) for us in wakeup_cost_us()])
             order = paths[run % len(paths):] + paths[:run % len(paths)] if run >= 0 else paths
             _measure_round_trips(peers, [p for p in order if (p, ROUND_TRIP) in rows],
                                  count if run >= 0 else min(count, 20),
@@ -786,6 +798,7 @@ def run_relay_benchmark(runs: int = 5, count: int = 300, stream: int = 1000,
                             _record(rows[path, metric], rate, cpu.per(n))
         machine["settled"] = {k: round(v, 2) for k, v in peers.settled.items()}
         machine["python_loop_ms"] = speeds
+        machine["wakeup_us"] = wakeups
     settings = {"runs": runs, "count": count, "stream": stream, "ours": ours,
                 "blocks": blocks, "streams": streams, "hearers_paused": pause_hearers}
     return RelayResult(list(rows.values()), settings, machine)

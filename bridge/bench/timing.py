@@ -63,3 +63,38 @@ def python_speed_ms(repeats: int = 3) -> float:
             total += i & 7
         best = min(best, time.perf_counter() - t0)
     return best * 1e3
+
+
+def wakeup_cost_us(round_trips: int = 2000) -> tuple[float, float]:
+    """(wall µs, CPU µs of this side) per round trip of one byte over a socket pair with a
+    forked echo process: a yardstick of what a system call and a wake-up of another
+    process cost here right now, the bulk of a relayed command's cost, which a shared
+    VM's slow phases raise while pure-Python speed (:func:`python_speed_ms`) may not
+    change. Linux/POSIX only (``os.fork``)."""
+    import os
+    import resource
+    import socket
+
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the echo child
+        ours.close()
+        try:
+            while data := theirs.recv(64):
+                theirs.send(data)
+        finally:
+            os._exit(0)
+    theirs.close()
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        for _ in range(round_trips):
+            ours.send(b"x")
+            ours.recv(64)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return wall / round_trips * 1e6, cpu / round_trips * 1e6

@@ -56,6 +56,9 @@ def test_every_row_has_positive_finite_numbers() -> None:
     assert result["settings"]["hearers_paused"] is True  # during raw streams, by default
     speeds = result["machine"]["python_loop_ms"]  # the machine's speed at each run's start
     assert len(speeds) == 2 and all(_positive(v) for v in speeds)
+    wakeups = result["machine"]["wakeup_us"]  # (wall, CPU) of a round trip between processes
+    assert len(wakeups) == 2 and all(len(w) == 2 and all(_positive(v) for v in w)
+                                     for w in wakeups)
     assert set(result["ratios"]) == {"b/a", "c/a", "b-ours/a"}
     assert all(_positive(v) for v in result["ratios"].values())
     assert set(result["run_ratios"]) == set(result["ratios"])

@@ -115,3 +115,12 @@ def test_a_warm_up_streams_once_and_records_nothing(monkeypatch: pytest.MonkeyPa
 def test_streams_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="streams"):
         relay.run_relay_benchmark(streams=0)
+
+
+def test_the_machines_yardsticks_are_printed_median_and_range() -> None:
+    machine = {"nproc": 2, "python_loop_ms": [47.0, 80.0, 52.0],
+               "wakeup_us": [[30.0, 10.0], [41.0, 12.5], [35.0, 11.0]]}
+    text = format_relay(RelayResult([], {"runs": 3, "count": 1, "stream": 1000}, machine))
+    assert "a fixed pure-Python loop took 52 (47-80) ms" in text
+    assert "a one-byte round trip to another process took 35 (30-41) us, " \
+           "11.0 (10.0-12.5) us of CPU on one side" in text

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
+import os
 import signal
 import sys
 import warnings
+from collections.abc import Awaitable, Callable
+from typing import IO, Any
 
 LOOPBACK = "127.0.0.1"
 CLU_MISSING = ("sdss-clu is not installed: the relay benchmark runs the real clu peers. "
@@ -59,3 +63,35 @@ def ignore_cancellations() -> None:
             loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+
+
+def answers_on_stdout() -> IO[str]:
+    """The real stdout, kept for the JSON answer lines; anything else the process prints
+    (the libraries' output) goes to stderr from now on."""
+    answers = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    return answers
+
+
+async def serve_requests(answer: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+                         requests: IO[str], answers: IO[str]) -> None:
+    """One JSON request per line of ``requests``, one JSON answer line each on
+    ``answers``: ``answer(request)``'s dict with ``"ok": true``, or ``{"ok": false,
+    "error": ...}`` if it raised. Returns at ``{"op": "quit"}`` or the end of input."""
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, requests.readline)
+        if not line.strip():
+            if not line:
+                return
+            continue
+        request = json.loads(line)
+        if request.get("op") == "quit":
+            return
+        try:
+            reply = await answer(request)
+            reply["ok"] = True
+        except Exception as exc:
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        answers.write(json.dumps(reply) + "\n")
+        answers.flush()

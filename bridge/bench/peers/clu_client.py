@@ -21,13 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import sys
 import time
 from typing import Any
 
-from ._common import ignore_cancellations, quiet_clu, require_clu
+from ._common import (
+    answers_on_stdout,
+    ignore_cancellations,
+    quiet_clu,
+    require_clu,
+    serve_requests,
+)
 
 TIMEOUT = 60.0
 
@@ -58,34 +62,18 @@ async def _stream(client: Any, actor: str, n: int) -> dict[str, Any]:
     return {"replies": len(cmd.replies), "seconds": seconds}
 
 
-async def serve(client: Any, requests: Any, answers: Any) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, requests.readline)
-        if not line.strip():
-            if not line:
-                return
-            continue
-        request = json.loads(line)
-        op = request.get("op")
-        try:
-            if op == "quit":
-                return
-            if op == "round_trips":
-                answer = await _round_trips(client, request["actor"], int(request["n"]),
-                                            request.get("command", "ping"))
-            elif op == "stream":
-                answer = await _stream(client, request["actor"], int(request["n"]))
-            elif op == "command":
-                cmd = await _command(client, request["actor"], str(request["text"]))
-                answer = {"body": cmd.replies[-1].message}
-            else:
-                raise ValueError(f"unknown op {op!r}")
-            answer["ok"] = True
-        except Exception as exc:
-            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        answers.write(json.dumps(answer) + "\n")
-        answers.flush()
+async def answer(client: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The answer to one request (see the module's docstring)."""
+    op = request.get("op")
+    if op == "round_trips":
+        return await _round_trips(client, request["actor"], int(request["n"]),
+                                  request.get("command", "ping"))
+    if op == "stream":
+        return await _stream(client, request["actor"], int(request["n"]))
+    if op == "command":
+        cmd = await _command(client, request["actor"], str(request["text"]))
+        return {"body": cmd.replies[-1].message}
+    raise ValueError(f"unknown op {op!r}")
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -93,9 +81,7 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", required=True)
     ap.add_argument("--name", default="relaybench")
     args = ap.parse_args(argv)
-    # Our answers own the real stdout; everything else printed goes to stderr.
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
+    answers = answers_on_stdout()
     require_clu()
     from clu import AMQPClient
 
@@ -105,7 +91,7 @@ async def main(argv: list[str] | None = None) -> int:
     answers.write(f"READY {args.name} {args.url}\n")
     answers.flush()
     try:
-        await serve(client, sys.stdin, answers)
+        await serve_requests(lambda request: answer(client, request), sys.stdin, answers)
     finally:
         ignore_cancellations()
         await client.connection.stop()

@@ -25,11 +25,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 import uuid
 from typing import Any
+
+from ._common import answers_on_stdout, serve_requests
 
 TIMEOUT = 60.0
 TERMINAL_CODES = (":", "f", "F", "!")
@@ -108,29 +109,12 @@ class RawConsumer:
         return {"replies": len(replies), "seconds": seconds}
 
 
-async def serve(consumer: RawConsumer, requests: Any, answers: Any) -> None:
-    """Answer the JSON requests read from ``requests`` until ``quit`` or end of input."""
-    loop = asyncio.get_running_loop()
-    while True:
-        line = await loop.run_in_executor(None, requests.readline)
-        if not line.strip():
-            if not line:
-                return
-            continue
-        request = json.loads(line)
-        op = request.get("op")
-        try:
-            if op == "quit":
-                return
-            if op != "stream":
-                raise ValueError(f"unknown op {op!r}")
-            answer = await consumer.stream(request["actor"], int(request["n"]),
-                                           str(request.get("verb", "spam")))
-            answer["ok"] = True
-        except Exception as exc:
-            answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        answers.write(json.dumps(answer) + "\n")
-        answers.flush()
+async def answer(consumer: RawConsumer, request: dict[str, Any]) -> dict[str, Any]:
+    """The answer to one request (see the module's docstring)."""
+    if request.get("op") != "stream":
+        raise ValueError(f"unknown op {request.get('op')!r}")
+    return await consumer.stream(request["actor"], int(request["n"]),
+                                 str(request.get("verb", "spam")))
 
 
 async def main(argv: list[str] | None = None) -> int:
@@ -138,14 +122,13 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", required=True)
     ap.add_argument("--name", default="relaybench_raw")
     args = ap.parse_args(argv)
-    answers = os.fdopen(os.dup(1), "w", buffering=1)  # our answers own the real stdout
-    os.dup2(2, 1)
+    answers = answers_on_stdout()
     consumer = RawConsumer(args.url, args.name)
     await asyncio.wait_for(consumer.start(), 30)
     answers.write(f"READY {args.name} {args.url}\n")
     answers.flush()
     try:
-        await serve(consumer, sys.stdin, answers)
+        await serve_requests(lambda request: answer(consumer, request), sys.stdin, answers)
     finally:
         await consumer.stop()
     return 0
