@@ -39,9 +39,9 @@ stream's replies, ~400 us a reply, otherwise falls partly during the stream and 
 after it, a different share each time, and that share rather than the publisher set
 the stream's rate (issue 14's eleventh pass). The broker still queues every reply for
 them. ``--busy-hearers`` keeps them running; the ``reply stream`` rows always do. The
-raw streams of (b-ours)
-and (b) are also set over (e)'s stream by stream (same run, same round: the stream
-pair ratios), whose spread shows how far one run's median ratio can stray. For (e) and
+raw streams of (b-ours) and (b) are also set over (e)'s stream by stream (same run,
+same round: the stream pair ratios); their median is the share of the floor the goal
+judges, their range how far a single stream strays. For (e) and
 (e-max) also ``publish only``: the aio-pika actor publishes ``stream`` reply-sized messages into a
 queue nobody reads, with confirms (as the bridge) and without (aio-pika), in messages/s,
 and for (e) also ``publish only, aio-pika``: with confirms through aio-pika's own channel
@@ -66,8 +66,10 @@ their queues, which slowed whichever measurement came next.
 
 The clu client runs in its own process (:mod:`bridge.bench.peers.clu_client`), so the
 socket clients here and the raw consumer are never slowed by it: every clu client
-hears every reply on the exchange and parses it. Legacy sockets connect for each measurement and close after
-it, so that no idle connection receives the bridge's mirrored camera traffic.
+hears every reply on the exchange and parses it. Legacy sockets connect for each
+measurement and close after it, so that no idle connection receives the bridge's
+mirrored camera traffic. Each run starts by timing two yardsticks of the machine
+(:mod:`bridge.bench.timing`): a pure-Python loop and a round trip to another process.
 
 ``python -m bridge.bench.relay`` or ``bridge bench relay`` print the table.
 """
