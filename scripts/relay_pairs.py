@@ -94,7 +94,7 @@ def stream_pairs(reps: int, n: int = 1000, pause_hearers: bool = True) -> None:
 
 #: The peers whose CPU ``hearers`` reports, by program name: the two clu hearers, and
 #: what publishes the replies on each path.
-HEARERS = ("camera", "clu-client")
+HEARERS = relay.HEARERS
 PUBLISHERS = {"e": ("rawactor",), "b-ours": ("bridge", "ourshutter")}
 
 

@@ -254,6 +254,18 @@ class AmqpCommander:
             pending = self._bindings[binding] = asyncio.ensure_future(self._bind(binding))
         await asyncio.shield(pending)
 
+    def hears(self, binding: str) -> bool:
+        """Whether the replies queue is bound with ``binding`` (or with ``reply.#``, or
+        the commander hears all): a bind that finished, not one still on its way."""
+        if self.hear_all:
+            return True
+        for key in (binding, REPLIES_BINDING):
+            pending = self._bindings.get(key)
+            if pending is not None and pending.done() and not pending.cancelled() \
+                    and pending.exception() is None:
+                return True
+        return False
+
     async def _bind(self, binding: str) -> None:
         assert self._channel is not None and self._queue is not None
         try:

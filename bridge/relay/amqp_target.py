@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..amqp.commander import AmqpCommander
+from ..protocol.clu_messages import REPLIES_BINDING, actor_replies_binding
 from ..core import CommandHandle, CommandReplyListener, Reply, ReplyCallback
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,13 @@ class AmqpTarget:
         commands. The commander's queue is bound to hear that sender's traffic."""
         self._listeners.append((sender, listener))
         self.commander.listen_to(sender)
+
+    async def hearing(self, sender: str | None) -> None:
+        """Return once the commander's queue is bound to hear ``sender``'s traffic (any
+        sender's if None), as :meth:`add_reply_listener` asks in the background; raises
+        what the bind raised (e.g. :class:`~bridge.amqp.commander.AmqpError`)."""
+        await self.commander.hear(REPLIES_BINDING if sender is None
+                                  else actor_replies_binding(sender))
 
     def add_command_reply_listener(self, listener: CommandReplyListener,
                                    sender: str | None = None) -> None:

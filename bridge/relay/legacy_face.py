@@ -20,6 +20,7 @@ refuses new commands at once with a clear error, the running ones end normally, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -31,6 +32,8 @@ from .amqp_target import AmqpTarget
 
 log = logging.getLogger(__name__)
 
+#: Seconds :meth:`LegacyFace.start` waits for the actor's replies to be heard.
+HEARING_WAIT = 2.0
 _NOT_ROUTING_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -88,7 +91,16 @@ class LegacyFace:
         return len(self.server.commands_in_flight)
 
     async def start(self) -> None:
-        """Listen, and register with the Tron hub if one is configured."""
+        """Hear the actor's traffic, listen, and register with the Tron hub if one is
+        configured. The port opens once the commander's queue is bound to the actor's
+        replies (up to :data:`HEARING_WAIT` s; the bind goes on in the background if it
+        takes longer), so that a client connected after ``start`` sees every reply of
+        the actor from then on, also of commands sent at once by others."""
+        try:
+            await asyncio.wait_for(self.target.hearing(self.name), HEARING_WAIT)
+        except Exception as exc:  # noqa: BLE001 - the face must open all the same
+            log.warning("%s: the actor's traffic is not heard yet (%s); listening anyway",
+                        self.name, str(exc) or type(exc).__name__)
         await self.server.start()
         if self.tron is not None:
             self.tron.add_startup_command("hub", f"startNubs {self.name}")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from bridge.amqp import AmqpCommander
 from bridge.protocol import parse_actor_reply
+from bridge.protocol.clu_messages import actor_replies_binding
 from bridge.relay.amqp_target import AmqpTarget
 from bridge.relay.legacy_face import LegacyFace, amqp_commander_id
 from tests.amqp.helpers import amqp_connection, clu_client, wire_spy
@@ -145,3 +146,43 @@ async def test_amqp_actor_missing_fails_at_once(amqp_url):
             assert face.in_flight == 0
         finally:
             client.close()
+
+
+@aio_test
+async def test_the_face_opens_once_the_actors_traffic_is_heard(amqp_url):
+    """A client that connects as soon as the face has started sees every reply of the
+    actor from then on, also of a command someone else sends at once: the commander's
+    queue is already bound to the actor's replies when ``start`` returns (as the bridge
+    runs it, without hearing everything)."""
+    binding = actor_replies_binding("camera")
+    async with amqp_connection(amqp_url) as conn:
+        commander = AmqpCommander(conn, "bridge_test", hear_all=False)
+        await commander.start()
+        face = LegacyFace("camera", AmqpTarget(commander))
+        assert AmqpCommander(conn, "hears_all").hears(binding)  # clu's way: reply.#
+        assert not commander.hears(binding)  # asked for in the background, not bound yet
+        await face.start()
+        try:
+            assert commander.hears(binding)
+        finally:
+            await face.stop()
+            await commander.stop()
+
+
+@aio_test
+async def test_the_face_opens_even_if_the_actors_traffic_cannot_be_heard(amqp_url, caplog):
+    """The bind fails (here: the commander was never started): the face still listens,
+    and says why it may miss the actor's traffic."""
+    async with amqp_connection(amqp_url) as conn:
+        commander = AmqpCommander(conn, "bridge_test", hear_all=False)  # not started
+        face = LegacyFace("camera", AmqpTarget(commander))
+        await face.start()
+        try:
+            client = await LegacyClient.connect(face.port)
+            greeting = await client.line_matching(lambda line: "yourUserID" in line)
+            assert greeting.startswith("1 0 i ")
+            client.close()
+        finally:
+            await face.stop()
+    assert any("not heard yet" in r.getMessage() and "not started" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
