@@ -126,6 +126,11 @@ def _invoke(callback: Callable[..., Any], *args: Any) -> None:
         log.exception("reply callback %r failed", callback)
 
 
+def _actor_binding(actor: str | None) -> str:
+    """The binding that hears ``actor``'s replies to clu-style commanders (all: None)."""
+    return REPLIES_BINDING if actor is None else actor_replies_binding(actor)
+
+
 class AmqpCommander:
     """A clu-style AMQP client named ``name``: send commands, hear every reply."""
 
@@ -235,10 +240,15 @@ class AmqpCommander:
         """Also hear the replies of every clu-style command to ``actor`` (``None``:
         everything). The binding is made in the background; replies published before
         it is in place are not heard (nothing waits for them)."""
-        binding = REPLIES_BINDING if actor is None else actor_replies_binding(actor)
+        binding = _actor_binding(actor)
         task = asyncio.ensure_future(self.hear(binding))
         task.add_done_callback(lambda t: t.cancelled() or t.exception() is None or log.warning(
             "%s: could not bind %r: %r", self.name, binding, t.exception()))
+
+    async def hear_actor(self, actor: str | None) -> None:
+        """:meth:`hear` the replies of every clu-style command to ``actor`` (``None``:
+        everything): the binding :meth:`listen_to` asks for in the background."""
+        await self.hear(_actor_binding(actor))
 
     async def hear(self, binding: str) -> None:
         """Make sure the replies queue is bound with ``binding`` (once; concurrent

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..amqp.commander import AmqpCommander
-from ..protocol.clu_messages import REPLIES_BINDING, actor_replies_binding
 from ..core import CommandHandle, CommandReplyListener, Reply, ReplyCallback
 
 log = logging.getLogger(__name__)
@@ -128,8 +127,7 @@ class AmqpTarget:
         """Return once the commander's queue is bound to hear ``sender``'s traffic (any
         sender's if None), as :meth:`add_reply_listener` asks in the background; raises
         what the bind raised (e.g. :class:`~bridge.amqp.commander.AmqpError`)."""
-        await self.commander.hear(REPLIES_BINDING if sender is None
-                                  else actor_replies_binding(sender))
+        await self.commander.hear_actor(sender)
 
     def add_command_reply_listener(self, listener: CommandReplyListener,
                                    sender: str | None = None) -> None:
