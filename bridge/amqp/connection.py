@@ -41,6 +41,7 @@ from aiormq.abc import DeliveredMessage
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
 from bridge.amqp.receiver import InlineConsumer, deliver_inline
+from bridge.amqp.throwaway import throwaway_channel
 from bridge.amqp.failover import (
     FailoverRobustConnection,
     NodeRotation,
@@ -735,10 +736,9 @@ class AmqpConnection:
     async def _probe_declare(self, name: str, **declare: Any) -> None:
         """Declare queue ``name`` on a throw-away channel; QueueInUse if it is exclusive
         to another connection or declared with other arguments (another kind of owner)."""
-        probe = aio_pika.Channel(self.robust_connection, publisher_confirms=False)
-        await probe.initialize(timeout=self.connect_timeout)
         try:
-            await probe.declare_queue(name, **declare)
+            async with throwaway_channel(self.robust_connection, self.connect_timeout) as probe:
+                await probe.declare_queue(name, **declare)
         except aiormq.exceptions.ChannelLockedResource as exc:
             raise QueueInUse(
                 f"cannot create queue {name!r}: it is owned by another connection "
@@ -749,9 +749,6 @@ class AmqpConnection:
                 f"cannot create queue {name!r}: it exists with other properties "
                 f"({exc.args[0] if exc.args else exc}); another kind of actor serves it"
             ) from exc
-        finally:
-            if not probe.is_closed:
-                await probe.close()
 
     def release_queue_name(self, name: str) -> None:
         """Allow ``name`` to be declared again on this connection (after deleting it);
@@ -915,16 +912,12 @@ class AmqpConnection:
         return [m.name for m in lost]
 
     async def _queue_exists(self, name: str) -> bool:
-        probe = aio_pika.Channel(self.robust_connection, publisher_confirms=False)
-        await probe.initialize(timeout=self.connect_timeout)
         try:
-            await probe.declare_queue(name, passive=True)
+            async with throwaway_channel(self.robust_connection, self.connect_timeout) as probe:
+                await probe.declare_queue(name, passive=True)
             return True
         except aiormq.exceptions.ChannelNotFoundEntity:
             return False
-        finally:
-            if not probe.is_closed:
-                await probe.close()
 
     async def _retry_later(self, managed: ManagedQueue, delay: float) -> None:
         await asyncio.sleep(delay)

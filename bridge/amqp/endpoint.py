@@ -57,6 +57,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aio_pika
@@ -75,6 +76,7 @@ from bridge.amqp.connection import (
 )
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
+from bridge.amqp.throwaway import throwaway_channel
 from bridge.amqp.wire import incoming_command, reply_to_message
 from bridge.core.handover import Handover, HandoverEvent, HandoverState
 from bridge.protocol.clu_messages import (
@@ -447,28 +449,23 @@ class ActorEndpoint:
                  "%d command(s) still running", self.name, self.queue_name,
                  loop.time() - started, attempts, len(self._in_flight))
 
-    async def _probe(self) -> aio_pika.Channel:
-        probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
-        await probe.initialize(timeout=self.connection.connect_timeout)
-        return probe
+    def _probe(self) -> AbstractAsyncContextManager[aio_pika.Channel]:
+        """A throw-away channel on the endpoint's connection (:mod:`~bridge.amqp.throwaway`)."""
+        return throwaway_channel(self.connection.robust_connection,
+                                 self.connection.connect_timeout)
 
     async def _unbind(self) -> bool:
         """Unbind the commands queue from the exchange (on a throw-away channel)."""
-        probe = await self._probe()
-        try:
+        async with self._probe() as probe:
             underlay = await probe.get_underlay_channel()
             await underlay.queue_unbind(queue=self.queue_name,
                                         exchange=self.connection.exchange_name,
                                         routing_key=commands_binding(self.name), timeout=5)
             return True
-        finally:
-            if not probe.is_closed:
-                await probe.close()
 
     async def _delete_when_empty(self) -> bool:
         """Delete the queue if the broker counts no message in it; True once it is gone."""
-        probe = await self._probe()
-        try:
+        async with self._probe() as probe:
             try:
                 queue = await probe.declare_queue(self.queue_name, passive=True, timeout=5)
             except aiormq.exceptions.ChannelNotFoundEntity:
@@ -478,36 +475,30 @@ class ActorEndpoint:
             await probe.queue_delete(self.queue_name, if_unused=False, if_empty=False,
                                      timeout=5)
             return True
-        finally:
-            if not probe.is_closed:
-                await probe.close()
 
     async def _fetch_and_delete(self) -> tuple[int, bool]:
         """One round: serve what is queued, then delete if empty. Returns (served, deleted)."""
-        probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
-        await probe.initialize(timeout=self.connection.connect_timeout)
         served = 0
         try:
-            queue = await probe.get_queue(self.queue_name, ensure=False)
-            underlay = await probe.get_underlay_channel()
-            while True:
-                message = await underlay.basic_get(self.queue_name, no_ack=True, timeout=5)
-                if not isinstance(message.delivery, aiormq.spec.Basic.GetOk):
-                    break  # GetEmpty
-                served += 1
-                self._accept(message)
-            try:
-                await queue.delete(if_unused=False, if_empty=True, timeout=5)
-            except aiormq.exceptions.ChannelPreconditionFailed:
-                return served, False  # a message arrived after the last get
-            except aiormq.exceptions.ChannelNotFoundEntity:
-                pass  # already gone (e.g. with a lost connection)
-            return served, True
+            async with self._probe() as probe:
+                queue = await probe.get_queue(self.queue_name, ensure=False)
+                underlay = await probe.get_underlay_channel()
+                while True:
+                    message = await underlay.basic_get(self.queue_name, no_ack=True,
+                                                       timeout=5)
+                    if not isinstance(message.delivery, aiormq.spec.Basic.GetOk):
+                        break  # GetEmpty
+                    served += 1
+                    self._accept(message)
+                try:
+                    await queue.delete(if_unused=False, if_empty=True, timeout=5)
+                except aiormq.exceptions.ChannelPreconditionFailed:
+                    return served, False  # a message arrived after the last get
+                except aiormq.exceptions.ChannelNotFoundEntity:
+                    pass  # already gone (e.g. with a lost connection)
+                return served, True
         except aiormq.exceptions.ChannelNotFoundEntity:
             return served, True
-        finally:
-            if not probe.is_closed:
-                await probe.close()
 
     async def stop(self, reason: str | None = None,
                    event: HandoverEvent = HandoverEvent.STOP) -> None:
@@ -569,16 +560,12 @@ class ActorEndpoint:
                  self.queue_name)
 
     async def _delete_now(self) -> None:
-        probe = aio_pika.Channel(self.connection.robust_connection, publisher_confirms=False)
         try:
-            await probe.initialize(timeout=self.connection.connect_timeout)
-            await probe.queue_delete(self.queue_name, if_unused=False, if_empty=False,
-                                     timeout=5)
+            async with self._probe() as probe:
+                await probe.queue_delete(self.queue_name, if_unused=False, if_empty=False,
+                                         timeout=5)
         except Exception as exc:
             log.debug("%s: deleting queue: %r", self.name, exc)
-        finally:
-            if not probe.is_closed:
-                await probe.close()
 
     async def _close_channels(self) -> None:
         for channel in (self._intake, self._channel):

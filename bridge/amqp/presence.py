@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import aio_pika
 import aiormq
 
 from ..protocol.clu_messages import commands_queue_name
 from .connection import AmqpConnection
+from .throwaway import throwaway_channel
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +17,8 @@ log = logging.getLogger(__name__)
 async def amqp_actor_present(connection: AmqpConnection, actor: str) -> bool:
     """True if a clu actor named ``actor`` holds its commands queue right now.
 
-    A passive declaration on a throw-away, non-robust channel (the broker closes the
-    channel when the answer is "no such queue" or "locked"): a queue that does not exist
+    A passive declaration on a throw-away channel (:mod:`~bridge.amqp.throwaway`: the
+    broker closes the channel when the answer is "no such queue" or "locked"): a queue that does not exist
     means no actor; one that is locked is the exclusive queue of another connection, i.e.
     a live clu actor; one we can see is ours, present if it has a consumer.
 
@@ -41,15 +41,12 @@ def _retrieve(task: "asyncio.Future[bool]") -> None:
 
 
 async def _probe(connection: AmqpConnection, actor: str) -> bool:
-    probe = aio_pika.Channel(connection.robust_connection, publisher_confirms=False)
-    await probe.initialize(timeout=connection.connect_timeout)
     try:
-        queue = await probe.declare_queue(commands_queue_name(actor), passive=True)
-        return bool(queue.declaration_result.consumer_count)
+        async with throwaway_channel(connection.robust_connection,
+                                     connection.connect_timeout) as probe:
+            queue = await probe.declare_queue(commands_queue_name(actor), passive=True)
+            return bool(queue.declaration_result.consumer_count)
     except aiormq.exceptions.ChannelNotFoundEntity:
         return False
     except aiormq.exceptions.ChannelLockedResource:
         return True
-    finally:
-        if not probe.is_closed:
-            await probe.close()
