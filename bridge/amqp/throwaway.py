@@ -36,7 +36,8 @@ async def throwaway_channel(connection: aio_pika.abc.AbstractConnection,
     """A plain channel (not robust, no publisher confirms) on ``connection``, opened
     within ``timeout`` seconds and closed on the way out. While it is in use, no
     other channel of the same connection is given a number (see the module doc).
-    Keep the work in it short: opening any other channel on the connection waits.
+    Keep the work in it short: opening any other channel on the connection waits for
+    it, and opening one from inside it would wait forever.
     """
     channel = aio_pika.Channel(connection, publisher_confirms=False)
     await channel.initialize(timeout=timeout)
