@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,7 @@ from aiormq.abc import DeliveredMessage
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
 from bridge.amqp.receiver import InlineConsumer, deliver_inline
-from bridge.amqp.throwaway import throwaway_channel
+from bridge.amqp import throwaway
 from bridge.amqp.failover import (
     FailoverRobustConnection,
     NodeRotation,
@@ -737,7 +738,7 @@ class AmqpConnection:
         """Declare queue ``name`` on a throw-away channel; QueueInUse if it is exclusive
         to another connection or declared with other arguments (another kind of owner)."""
         try:
-            async with throwaway_channel(self.robust_connection, self.connect_timeout) as probe:
+            async with self.throwaway_channel() as probe:
                 await probe.declare_queue(name, **declare)
         except aiormq.exceptions.ChannelLockedResource as exc:
             raise QueueInUse(
@@ -749,6 +750,12 @@ class AmqpConnection:
                 f"cannot create queue {name!r}: it exists with other properties "
                 f"({exc.args[0] if exc.args else exc}); another kind of actor serves it"
             ) from exc
+
+    def throwaway_channel(self) -> AbstractAsyncContextManager[aio_pika.Channel]:
+        """A throw-away channel on this connection, opened within ``connect_timeout``,
+        for RPCs the broker may refuse by closing the channel
+        (:func:`bridge.amqp.throwaway.throwaway_channel`)."""
+        return throwaway.throwaway_channel(self.robust_connection, self.connect_timeout)
 
     def release_queue_name(self, name: str) -> None:
         """Allow ``name`` to be declared again on this connection (after deleting it);
@@ -913,7 +920,7 @@ class AmqpConnection:
 
     async def _queue_exists(self, name: str) -> bool:
         try:
-            async with throwaway_channel(self.robust_connection, self.connect_timeout) as probe:
+            async with self.throwaway_channel() as probe:
                 await probe.declare_queue(name, passive=True)
             return True
         except aiormq.exceptions.ChannelNotFoundEntity:

@@ -57,7 +57,6 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aio_pika
@@ -76,7 +75,6 @@ from bridge.amqp.connection import (
 )
 from bridge.amqp import writer
 from bridge.amqp.frames import ReplyFrames
-from bridge.amqp.throwaway import throwaway_channel
 from bridge.amqp.wire import incoming_command, reply_to_message
 from bridge.core.handover import Handover, HandoverEvent, HandoverState
 from bridge.protocol.clu_messages import (
@@ -449,14 +447,9 @@ class ActorEndpoint:
                  "%d command(s) still running", self.name, self.queue_name,
                  loop.time() - started, attempts, len(self._in_flight))
 
-    def _probe(self) -> AbstractAsyncContextManager[aio_pika.Channel]:
-        """A throw-away channel on the endpoint's connection (:mod:`~bridge.amqp.throwaway`)."""
-        return throwaway_channel(self.connection.robust_connection,
-                                 self.connection.connect_timeout)
-
     async def _unbind(self) -> bool:
         """Unbind the commands queue from the exchange (on a throw-away channel)."""
-        async with self._probe() as probe:
+        async with self.connection.throwaway_channel() as probe:
             underlay = await probe.get_underlay_channel()
             await underlay.queue_unbind(queue=self.queue_name,
                                         exchange=self.connection.exchange_name,
@@ -465,7 +458,7 @@ class ActorEndpoint:
 
     async def _delete_when_empty(self) -> bool:
         """Delete the queue if the broker counts no message in it; True once it is gone."""
-        async with self._probe() as probe:
+        async with self.connection.throwaway_channel() as probe:
             try:
                 queue = await probe.declare_queue(self.queue_name, passive=True, timeout=5)
             except aiormq.exceptions.ChannelNotFoundEntity:
@@ -480,7 +473,7 @@ class ActorEndpoint:
         """One round: serve what is queued, then delete if empty. Returns (served, deleted)."""
         served = 0
         try:
-            async with self._probe() as probe:
+            async with self.connection.throwaway_channel() as probe:
                 queue = await probe.get_queue(self.queue_name, ensure=False)
                 underlay = await probe.get_underlay_channel()
                 while True:
@@ -561,7 +554,7 @@ class ActorEndpoint:
 
     async def _delete_now(self) -> None:
         try:
-            async with self._probe() as probe:
+            async with self.connection.throwaway_channel() as probe:
                 await probe.queue_delete(self.queue_name, if_unused=False, if_empty=False,
                                          timeout=5)
         except Exception as exc:

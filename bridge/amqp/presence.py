@@ -9,7 +9,6 @@ import aiormq
 
 from ..protocol.clu_messages import commands_queue_name
 from .connection import AmqpConnection
-from .throwaway import throwaway_channel
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +17,10 @@ async def amqp_actor_present(connection: AmqpConnection, actor: str) -> bool:
     """True if a clu actor named ``actor`` holds its commands queue right now.
 
     A passive declaration on a throw-away channel (:mod:`~bridge.amqp.throwaway`: the
-    broker closes the channel when the answer is "no such queue" or "locked"): a queue that does not exist
-    means no actor; one that is locked is the exclusive queue of another connection, i.e.
-    a live clu actor; one we can see is ours, present if it has a consumer.
+    broker closes the channel when the answer is "no such queue" or "locked"): a queue
+    that does not exist means no actor; one that is locked is the exclusive queue of
+    another connection, i.e. a live clu actor; one we can see is ours, present if it
+    has a consumer.
 
     Cancelling the caller does not cancel the probe: a channel RPC abandoned half-way
     (channel open, declare) makes the broker close the whole shared connection
@@ -42,8 +42,7 @@ def _retrieve(task: "asyncio.Future[bool]") -> None:
 
 async def _probe(connection: AmqpConnection, actor: str) -> bool:
     try:
-        async with throwaway_channel(connection.robust_connection,
-                                     connection.connect_timeout) as probe:
+        async with connection.throwaway_channel() as probe:
             queue = await probe.declare_queue(commands_queue_name(actor), passive=True)
             return bool(queue.declaration_result.consumer_count)
     except aiormq.exceptions.ChannelNotFoundEntity:
