@@ -34,14 +34,27 @@ def test_threads_cpu_ns_counts_this_process_finer_than_clock_ticks() -> None:
     assert used is not None and 0.003 <= used < 1.0
 
 
+def _gone(native_id: int, timeout: float = 10.0) -> bool:
+    """Whether the kernel's thread ``native_id`` of this process has exited (waited for:
+    ``Thread.join`` returns once the thread's Python code is done, a moment before the
+    kernel thread is gone from ``/proc/self/task``)."""
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/self/task/{native_id}"):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_a_thread_that_ended_makes_the_reading_unusable() -> None:
     done = threading.Event()
     worker = threading.Thread(target=done.wait)
     worker.start()
     before = threads_cpu_ns(os.getpid())
-    assert before is not None and len(before) >= 2
+    assert before is not None and worker.native_id in before
     done.set()
     worker.join()
+    assert worker.native_id is not None and _gone(worker.native_id)
     after = threads_cpu_ns(os.getpid())
     assert after is not None and not before.keys() <= after.keys()
     assert cpu_seconds_between(before, after) is None
