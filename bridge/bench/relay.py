@@ -187,10 +187,22 @@ class Row:
     #: CPU time of the bridge process per command (round trips) or per reply (streams),
     #: in microseconds, one value per run (empty where /proc is not available).
     bridge_cpu: list[float] = field(default_factory=list)
+    #: Round trips only: CPU time per command of every program of the benchmark (the
+    #: peers, the bridge, the broker, the benchmark's own process, which is the legacy
+    #: client of the legacy paths), in microseconds, one value per run, by program name.
+    #: On a 2-CPU machine a path's round trip also waits for whoever else is busy, so
+    #: this shows what each path costs the machine as a whole and who pays it.
+    cpu_by_process: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def bridge_cpu_us(self) -> float | None:
         return statistics.median(self.bridge_cpu) if self.bridge_cpu else None
+
+    @property
+    def cpu_us_by_process(self) -> dict[str, float]:
+        """The median over the runs of each program's CPU per command (round trips)."""
+        return {name: statistics.median(values)
+                for name, values in self.cpu_by_process.items() if values}
 
     @property
     def median(self) -> float:
@@ -221,7 +233,8 @@ class Row:
                 "unit": self.unit, "median": self.median, "min": min(self.runs),
                 "max": max(self.runs), "p99": self.p99, "runs": self.runs,
                 "samples": len(self.samples), "bridge_cpu_us": self.bridge_cpu_us,
-                "bridge_cpu_runs": self.bridge_cpu}
+                "bridge_cpu_runs": self.bridge_cpu, "cpu_us_by_process": self.cpu_us_by_process,
+                "cpu_by_process_runs": self.cpu_by_process}
 
 
 @dataclass
@@ -335,6 +348,14 @@ def format_relay(result: RelayResult) -> str:
         lines.append("run by run: " + "; ".join(
             f"({k.replace('/', ')/(')}) " + " ".join(f"{x:.2f}" for x in v)
             for k, v in result.run_ratios().items()))
+    split = [(r.path, r.cpu_us_by_process) for r in result.rows
+             if r.metric == ROUND_TRIP and r.cpu_us_by_process]
+    if split:
+        lines.append("CPU per round trip by program, us (median of the runs; 10 us or more): "
+                     + "; ".join(f"({path}) {sum(cpu.values()):,.0f} = " + ", ".join(
+                         f"{name} {us:,.0f}" for name, us in sorted(
+                             cpu.items(), key=lambda kv: -kv[1]) if us >= 10)
+                                 for path, cpu in split))
     for name, met in result.goals().items():
         lines.append(f"goal {name}: {'met' if met else 'NOT met'}")
     pair_ratios = result.stream_pair_ratios()
@@ -411,6 +432,10 @@ class Peers:
     #: The processes every measurement depends on: the programs and the broker's
     #: (nothing is restarted during a benchmark).
     pids: list[int] = field(default_factory=list)
+    #: The processes whose CPU each round trip is charged with, by program name (the
+    #: broker's under ``broker``, this process's under ``bench``): see
+    #: :attr:`Row.cpu_by_process`.
+    processes: dict[str, list[int]] = field(default_factory=dict)
     #: Seconds spent in :meth:`settle` so far, the longest wait, and the waits that
     #: ran out (the measurement started anyway).
     settled: dict[str, float] = field(default_factory=lambda: {
@@ -514,8 +539,11 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         if our_port is not None:
             ports["d-ours"] = our_port
         programs = [*actors, bridge, client, raw]
-        pids = [p.popen.pid for p in programs if p.popen is not None] + node_pids(broker.node)
-        peers = Peers(client, raw, ports, {p.name: p for p in programs}, pids)
+        broker_pids = node_pids(broker.node)
+        pids = [p.popen.pid for p in programs if p.popen is not None] + broker_pids
+        processes = {p.name: [p.popen.pid] for p in programs if p.popen is not None}
+        processes.update(broker=broker_pids, bench=[os.getpid()])
+        peers = Peers(client, raw, ports, {p.name: p for p in programs}, pids, processes)
         _wait_until_relayed(peers, ours)
         yield peers
 
@@ -646,21 +674,18 @@ def _stream(peers: Peers, path: str, n: int, raw: bool = False) -> tuple[int, fl
     return legacy_stream(peers.ports[path], n)
 
 
-class _BridgeCpu:
-    """The bridge's CPU time over one measurement."""
+class _CpuReading:
+    """One process's CPU time from now on (:meth:`seconds`)."""
 
-    def __init__(self, peers: Peers) -> None:
-        popen = peers.programs["bridge"].popen
-        self.pid = popen.pid if popen is not None else None
-        self.threads = threads_cpu_ns(self.pid) if self.pid else None
-        self.start = process_cpu_seconds(self.pid) if self.pid else None
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.threads = threads_cpu_ns(pid)
+        self.start = process_cpu_seconds(pid)
 
     def seconds(self) -> float | None:
-        """Seconds of bridge CPU since this object was made: the scheduler's nanosecond
-        count of each thread, or ``/proc/PID/stat``'s clock ticks (10 ms: 33 us per
-        command over 300) when a thread ended in between; None if unknown."""
-        if not self.pid:
-            return None
+        """Seconds of the process's CPU since this object was made: the scheduler's
+        nanosecond count of each thread, or ``/proc/PID/stat``'s clock ticks (10 ms: 33 us
+        per command over 300) when a thread ended in between; None if unknown."""
         seconds = cpu_seconds_between(self.threads, threads_cpu_ns(self.pid))
         if seconds is None:
             end = process_cpu_seconds(self.pid)
@@ -668,6 +693,44 @@ class _BridgeCpu:
                 return None
             seconds = end - self.start
         return seconds
+
+
+class _BridgeCpu:
+    """The bridge's CPU time over one measurement."""
+
+    def __init__(self, peers: Peers) -> None:
+        popen = peers.programs["bridge"].popen
+        self.reading = _CpuReading(popen.pid) if popen is not None and popen.pid else None
+
+    def seconds(self) -> float | None:
+        """Seconds of bridge CPU since this object was made (:class:`_CpuReading`)."""
+        return self.reading.seconds() if self.reading is not None else None
+
+    def per(self, operations: int) -> float | None:
+        """Microseconds of bridge CPU per operation since this object was made."""
+        return _per_operation(self.seconds(), operations)
+
+
+class _ProgramsCpu:
+    """The CPU time of every program of :attr:`Peers.processes` over one measurement."""
+
+    def __init__(self, peers: Peers) -> None:
+        # This process reads the others' /proc files (a few ms with the broker's many
+        # threads): its own reading is taken after theirs here and before theirs in
+        # seconds(), so that the reading is not charged to it.
+        me = os.getpid()
+        order = sorted(((name, pid) for name, pids in peers.processes.items() for pid in pids),
+                       key=lambda np: np[1] == me)
+        self.readings = [(name, _CpuReading(pid)) for name, pid in order]
+
+    def seconds(self) -> dict[str, float | None]:
+        """Seconds of CPU of each program since this object was made (its processes
+        together; None if unknown for any of them)."""
+        out: dict[str, float | None] = {}
+        for name, reading in reversed(self.readings):
+            used, before = reading.seconds(), out.get(name, 0.0)
+            out[name] = None if used is None or before is None else before + used
+        return out
 
     def per(self, operations: int) -> float | None:
         """Microseconds of bridge CPU per operation since this object was made."""
@@ -691,19 +754,29 @@ def _blocks(count: int, blocks: int) -> list[int]:
 
 
 def _in_turn(peers: Peers, paths: Sequence[str], rounds: Sequence[T],
-             measure: Callable[[str, T], R]) -> tuple[dict[str, list[R]], dict[str, float | None]]:
+             measure: Callable[[str, T], R], by_program: dict[str, dict[str, float | None]]
+             | None = None) -> tuple[dict[str, list[R]], dict[str, float | None]]:
     """``measure(path, round)`` for each of ``rounds``, every path in turn within a
     round (a, b, c, ..., a, b, c, ...), each measurement starting on a quiet machine:
     a slow second of the machine then falls on one measurement of every path rather
     than on one path's whole run. Returns each path's results, in order, and the
-    bridge's CPU seconds over all of them (None if unknown for any)."""
+    bridge's CPU seconds over all of them (None if unknown for any). With
+    ``by_program`` (a dict to fill), also each program's CPU seconds over each path's
+    measurements: ``by_program[path][program]`` (:class:`_ProgramsCpu`)."""
     results: dict[str, list[R]] = {path: [] for path in paths}
     cpu_seconds: dict[str, float | None] = dict.fromkeys(paths, 0.0)
     for one in rounds:
         for path in paths:
             peers.settle()
             cpu = _BridgeCpu(peers)
+            programs = _ProgramsCpu(peers) if by_program is not None else None
             results[path].append(measure(path, one))
+            if programs is not None and by_program is not None:
+                sums = by_program.setdefault(path, {})
+                for name, seconds in programs.seconds().items():
+                    before = sums.get(name, 0.0)
+                    sums[name] = None if seconds is None or before is None \
+                        else before + seconds
             used, total = cpu.seconds(), cpu_seconds[path]
             cpu_seconds[path] = None if used is None or total is None else total + used
     return results, cpu_seconds
@@ -719,14 +792,21 @@ def _measure_round_trips(peers: Peers, order: Sequence[str], count: int,
     """One run of round trips: ``count`` per path in ``order``, in ``blocks`` blocks
     taken in turn (:func:`_in_turn`); each path's median and bridge CPU over all its
     blocks are recorded in ``rows`` (None: a warm-up)."""
+    by_program: dict[str, dict[str, float | None]] = {}
     blocks_of, cpu_seconds = _in_turn(peers, order, _blocks(count, blocks),
-                                      lambda path, size: _round_trips(peers, path, size))
+                                      lambda path, size: _round_trips(peers, path, size),
+                                      by_program)
     if rows is None:
         return
     for path in order:
         samples = [ms for block in blocks_of[path] for ms in block]
-        _record(rows[path, ROUND_TRIP], statistics.median(samples),
+        row = rows[path, ROUND_TRIP]
+        _record(row, statistics.median(samples),
                 _per_operation(cpu_seconds[path], len(samples)), samples)
+        for name, seconds in by_program.get(path, {}).items():
+            per = _per_operation(seconds, len(samples))
+            if per is not None:
+                row.cpu_by_process.setdefault(name, []).append(per)
 
 
 def _measure_streams(peers: Peers, paths: Sequence[str], metric: str, n: int,

@@ -46,6 +46,14 @@ def test_every_row_has_positive_finite_numbers() -> None:
         assert isinstance(cpu, (int, float)) and math.isfinite(cpu) and cpu >= 0, key
         if row["metric"] == "round trip":
             assert row["unit"] == "ms" and row["samples"] == 2 * 20
+            # every program's CPU per command, charged to the path that used it
+            split = row["cpu_us_by_process"]
+            assert {"camera", "shutter", "bridge", "clu-client", "raw-client", "broker",
+                    "bench"} <= set(split), key
+            assert all(math.isfinite(v) and v >= 0 for v in split.values()), key
+            assert all(len(v) == 2 for v in row["cpu_by_process_runs"].values()), key
+            client = "bench" if key[0] in ("c", "d", "d-ours") else "clu-client"
+            assert split[client] > 0, key  # the path's client: this process or clu's
         elif row["metric"].startswith("publish only"):
             assert row["unit"] == "messages/s" and row["path"] in ("e", "e-max")
         else:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -75,3 +79,65 @@ def test_unknown_cpu_in_one_block_makes_the_run_s_cpu_unknown(
 def test_counts_below_one_are_refused_before_anything_starts(bad: dict[str, int]) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         relay.run_relay_benchmark(**bad)  # type: ignore[arg-type]
+
+
+def _sleeping_child() -> subprocess.Popen[str]:
+    """A process that has started (its interpreter's start-up CPU spent) and now sleeps."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); "
+                              "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "up\n"
+    return child
+
+
+def test_every_programs_cpu_is_charged_to_the_path_that_used_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round trip's CPU by program (``Row.cpu_by_process``): the real per-thread
+    readings of each program's processes, summed over the path's blocks, per command."""
+    def round_trips(_peers: Any, path: str, n: int) -> list[float]:
+        if path == "c":  # the legacy client is this process: it works on path c only
+            end = time.process_time() + 0.02
+            while time.process_time() < end:
+                pass
+        else:
+            time.sleep(0.02)
+        return [1.0] * n
+
+    sleeper = _sleeping_child()
+    try:
+        monkeypatch.setattr(relay, "_round_trips", round_trips)
+        monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
+            "seconds": lambda self: 0.0})())
+        rows = {(p, ROUND_TRIP): Row(p, ROUND_TRIP, "ms") for p in ("a", "c")}
+        peers = SettleCounter({"bench": [os.getpid()], "idle": [sleeper.pid]})
+        _measure_round_trips(peers, ["a", "c"], 10, rows, 2)  # type: ignore[arg-type]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    a, c = rows["a", ROUND_TRIP], rows["c", ROUND_TRIP]
+    assert set(a.cpu_by_process) == set(c.cpu_by_process) == {"bench", "idle"}
+    assert c.cpu_by_process["bench"][0] >= 2 * 0.02 / 10 * 1e6  # 2 blocks of 20 ms, 10 cmds
+    assert a.cpu_by_process["bench"][0] < c.cpu_by_process["bench"][0] / 2
+    assert c.cpu_by_process["idle"][0] < 100  # µs per command of a sleeping process
+    assert c.cpu_us_by_process == {k: v[0] for k, v in c.cpu_by_process.items()}
+    assert c.as_dict()["cpu_us_by_process"] == c.cpu_us_by_process
+    text = relay.format_relay(relay.RelayResult([a, c], {"runs": 1, "count": 10,
+                                                         "stream": 1}, {}))
+    assert "CPU per round trip by program" in text and "(c) " in text
+
+
+def test_a_program_gone_mid_run_leaves_its_cpu_unknown_not_zero(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    child = _sleeping_child()
+
+    def round_trips(_peers: Any, _path: str, n: int) -> list[float]:
+        child.kill()
+        child.wait()
+        return [1.0] * n
+
+    monkeypatch.setattr(relay, "_round_trips", round_trips)
+    monkeypatch.setattr(relay, "_BridgeCpu", lambda _p: type("C", (), {
+        "seconds": lambda self: 0.0})())
+    rows = {("a", ROUND_TRIP): Row("a", ROUND_TRIP, "ms")}
+    peers = SettleCounter({"bench": [os.getpid()], "gone": [child.pid]})
+    _measure_round_trips(peers, ["a"], 4, rows, 1)  # type: ignore[arg-type]
+    assert set(rows["a", ROUND_TRIP].cpu_by_process) == {"bench"}
