@@ -51,7 +51,12 @@ the median, min and max over ``runs`` runs; round trips also the p99 of all samp
 The last column is the bridge
 process's CPU time per command or per reply (from ``/proc``): what relaying costs the
 bridge, whatever else runs on the machine (for paths that do not go through the bridge,
-what it spends hearing the traffic: every clu client hears every reply). A warm-up run
+what it spends hearing the traffic: every clu client hears every reply). Round trips
+also charge every program's CPU to the path that used it (``cpu_us_by_process`` in the
+JSON, one line of the table: the peers, the bridge, the broker and this process, which
+is the legacy client of the legacy paths): on two CPUs a round trip also waits for
+whatever else the path makes busy, such as clu's client hearing the camera's replies to
+the bridge on (c) where the bridge hears them on (a). A warm-up run
 (small counts) comes first and is not counted. Runs are interleaved path
 by path (the order rotates each run) so that machine noise hits every path alike;
 within a run the round trips are measured in ``blocks`` blocks (default 3 of 100),
