@@ -45,7 +45,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bridge.bench import relay
-from bridge.bench.programs import cpu_seconds_between, threads_cpu_ns
 from bridge.service.broker import free_port
 
 
@@ -98,35 +97,17 @@ HEARERS = relay.HEARERS
 PUBLISHERS = {"e": ("rawactor",), "b-ours": ("bridge", "ourshutter")}
 
 
-def _cpu_ns(pids: dict[str, list[int]]) -> dict[str, dict[int, int] | None]:
-    """Each peer's threads' CPU nanoseconds (the broker's node: all its processes)."""
-    out: dict[str, dict[int, int] | None] = {}
-    for name, group in pids.items():
-        threads: dict[int, int] | None = {}
-        for pid in group:
-            one = threads_cpu_ns(pid)
-            threads = None if one is None or threads is None else {**threads, **one}
-        out[name] = threads
-    return out
-
-
 def hearers(reps: int, n: int = 1000, pause_hearers: bool = False) -> None:
     with _running_peers(pause_hearers) as peers:
-        pids = {name: [p.pid] for name, p in peers.programs.items()}
-        pids["broker"] = [pid for pid in peers.pids
-                          if all(pid != group[0] for group in pids.values())]
         rows: list[tuple[str, float, float, float, float]] = []  # path, rate, hearers ms
         # during the stream, publishers' ms, hearers' ms until the machine is quiet again
         for path in _pairs_in_turn(peers, reps):
-            before = _cpu_ns(pids)
+            cpu = relay._ProgramsCpu(peers)  # each program's CPU (the broker's node: all)
             replies, seconds = relay._stream(peers, path, n, raw=True)
-            after = _cpu_ns(pids)
+            used = {name: (s or 0.0) * 1e3 for name, s in cpu.seconds().items()}
             peers.settle()  # the hearers work through the rest of their queues
-            quiet = _cpu_ns(pids)
-            used = {name: (cpu_seconds_between(before[name], after[name]) or 0.0) * 1e3
-                    for name in pids}
-            in_all = sum((cpu_seconds_between(before[h], quiet[h]) or 0.0) * 1e3
-                         for h in HEARERS)
+            quiet = cpu.seconds()
+            in_all = sum((quiet[h] or 0.0) * 1e3 for h in HEARERS)
             rows.append((path, replies / seconds, sum(used[h] for h in HEARERS),
                          sum(used[p] for p in PUBLISHERS[path]), in_all))
             each = ", ".join(f"{name} {ms:.0f}" for name, ms in used.items() if ms >= 1)

@@ -39,10 +39,9 @@ from aio_pika.abc import (
 
 from aiormq.abc import DeliveredMessage
 
-from bridge.amqp import writer
+from bridge.amqp import throwaway, writer
 from bridge.amqp.frames import ReplyFrames
 from bridge.amqp.receiver import InlineConsumer, deliver_inline
-from bridge.amqp import throwaway
 from bridge.amqp.failover import (
     FailoverRobustConnection,
     NodeRotation,

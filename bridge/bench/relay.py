@@ -434,12 +434,9 @@ class Peers:
     raw: Program  # the plain aio-pika consumer of the raw streams (its own process)
     ports: dict[str, int]  # legacy path key -> TCP port
     programs: dict[str, Program]  # every program started, by name
-    #: The processes every measurement depends on: the programs and the broker's
-    #: (nothing is restarted during a benchmark).
-    pids: list[int] = field(default_factory=list)
-    #: The processes whose CPU each round trip is charged with, by program name (the
-    #: broker's under ``broker``, this process's under ``bench``): see
-    #: :attr:`Row.cpu_by_process`.
+    #: The processes of every program, by name: the peers, the bridge, the broker's
+    #: under ``broker`` and this process under ``bench`` (nothing is restarted during a
+    #: benchmark). Each round trip's CPU is charged to them (:attr:`Row.cpu_by_process`).
     processes: dict[str, list[int]] = field(default_factory=dict)
     #: Seconds spent in :meth:`settle` so far, the longest wait, and the waits that
     #: ran out (the measurement started anyway).
@@ -472,6 +469,13 @@ class Peers:
                     os.kill(pid, signal.SIGCONT)
                 except ProcessLookupError:
                     pass
+
+    @property
+    def pids(self) -> list[int]:
+        """The processes every measurement depends on: those of :attr:`processes` but
+        this one."""
+        me = os.getpid()
+        return [pid for pids in self.processes.values() for pid in pids if pid != me]
 
     def settle(self) -> None:
         """Wait until the machine is quiet again (:func:`~bridge.bench.programs.settle`):
@@ -544,11 +548,9 @@ def running_peers(state: Path, ours: bool, say: Callable[[str], Any]) -> Iterato
         if our_port is not None:
             ports["d-ours"] = our_port
         programs = [*actors, bridge, client, raw]
-        broker_pids = node_pids(broker.node)
-        pids = [p.popen.pid for p in programs if p.popen is not None] + broker_pids
         processes = {p.name: [p.popen.pid] for p in programs if p.popen is not None}
-        processes.update(broker=broker_pids, bench=[os.getpid()])
-        peers = Peers(client, raw, ports, {p.name: p for p in programs}, pids, processes)
+        processes.update(broker=node_pids(broker.node), bench=[os.getpid()])
+        peers = Peers(client, raw, ports, {p.name: p for p in programs}, processes)
         _wait_until_relayed(peers, ours)
         yield peers
 
@@ -733,8 +735,7 @@ class _ProgramsCpu:
         together; None if unknown for any of them)."""
         out: dict[str, float | None] = {}
         for name, reading in reversed(self.readings):
-            used, before = reading.seconds(), out.get(name, 0.0)
-            out[name] = None if used is None or before is None else before + used
+            out[name] = _sum_known(out.get(name, 0.0), reading.seconds())
         return out
 
     def per(self, operations: int) -> float | None:
@@ -779,12 +780,14 @@ def _in_turn(peers: Peers, paths: Sequence[str], rounds: Sequence[T],
             if programs is not None and by_program is not None:
                 sums = by_program.setdefault(path, {})
                 for name, seconds in programs.seconds().items():
-                    before = sums.get(name, 0.0)
-                    sums[name] = None if seconds is None or before is None \
-                        else before + seconds
-            used, total = cpu.seconds(), cpu_seconds[path]
-            cpu_seconds[path] = None if used is None or total is None else total + used
+                    sums[name] = _sum_known(sums.get(name, 0.0), seconds)
+            cpu_seconds[path] = _sum_known(cpu_seconds[path], cpu.seconds())
     return results, cpu_seconds
+
+
+def _sum_known(total: float | None, more: float | None) -> float | None:
+    """``total + more``, or None once either is unknown (a CPU reading that failed)."""
+    return None if total is None or more is None else total + more
 
 
 def _per_operation(seconds: float | None, operations: int) -> float | None:
