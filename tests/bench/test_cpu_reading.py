@@ -72,6 +72,7 @@ def test_missing_readings_and_processes() -> None:
 
 _BUSY_THEN_IDLE = """
 import sys, time
+open(sys.argv[2] + ".busy", "w").write("spinning now")
 end = time.process_time() + float(sys.argv[1])
 while time.process_time() < end:
     pass
@@ -80,10 +81,22 @@ time.sleep(60)
 """
 
 
+def _wait_for(path, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_settle_waits_until_a_busy_process_is_idle(tmp_path) -> None:
     marker = tmp_path / "idle"
     child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "0.5", str(marker)])
     try:
+        # Settle from the moment it spins: an interpreter that is still starting (reading
+        # its files on a busy machine) can use less than the quiet share of a CPU.
+        assert _wait_for(tmp_path / "idle.busy")
         waited, quiet = settle([child.pid, os.getpid()], timeout=30.0)
         assert quiet
         assert marker.exists()  # not before it stopped spinning
@@ -93,9 +106,11 @@ def test_settle_waits_until_a_busy_process_is_idle(tmp_path) -> None:
         child.wait()
 
 
-def test_settle_gives_up_after_its_timeout_and_says_so() -> None:
-    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "600", os.devnull])
+def test_settle_gives_up_after_its_timeout_and_says_so(tmp_path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "600",
+                              str(tmp_path / "idle")])
     try:
+        assert _wait_for(tmp_path / "idle.busy")
         waited, quiet = settle([child.pid], timeout=0.5)
         assert not quiet and waited >= 0.5
     finally:
