@@ -70,13 +70,13 @@ def test_missing_readings_and_processes() -> None:
 
 # -- settling: a measurement starts once the machine is quiet --------------------------------
 
+#: Spins for argv[1] CPU seconds, then sleeps; file argv[2] says when it starts spinning.
 _BUSY_THEN_IDLE = """
 import sys, time
-open(sys.argv[2] + ".busy", "w").write("spinning now")
+open(sys.argv[2], "w").write("spinning now")
 end = time.process_time() + float(sys.argv[1])
 while time.process_time() < end:
     pass
-open(sys.argv[2], "w").write("idle now")
 time.sleep(60)
 """
 
@@ -91,15 +91,19 @@ def _wait_for(path, timeout: float = 30.0) -> bool:
 
 
 def test_settle_waits_until_a_busy_process_is_idle(tmp_path) -> None:
-    marker = tmp_path / "idle"
-    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "0.5", str(marker)])
+    spinning = tmp_path / "spinning"
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "0.5", str(spinning)])
     try:
         # Settle from the moment it spins: an interpreter that is still starting (reading
         # its files on a busy machine) can use less than the quiet share of a CPU.
-        assert _wait_for(tmp_path / "idle.busy")
+        assert _wait_for(spinning)
         waited, quiet = settle([child.pid, os.getpid()], timeout=30.0)
         assert quiet
-        assert marker.exists()  # not before it stopped spinning
+        # Not before it stopped spinning: by then it has used its 0.5 s. (Judged by its
+        # CPU, not by a file it would write after: creating a file can wait on a busy
+        # disk for longer than a quiet window, which is quiet.)
+        used = cpu_seconds_between({}, threads_cpu_ns(child.pid))
+        assert used is not None and used >= 0.5
         assert waited >= SETTLE_WINDOW
     finally:
         child.kill()
@@ -107,10 +111,10 @@ def test_settle_waits_until_a_busy_process_is_idle(tmp_path) -> None:
 
 
 def test_settle_gives_up_after_its_timeout_and_says_so(tmp_path) -> None:
-    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "600",
-                              str(tmp_path / "idle")])
+    spinning = tmp_path / "spinning"
+    child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "600", str(spinning)])
     try:
-        assert _wait_for(tmp_path / "idle.busy")
+        assert _wait_for(spinning)
         waited, quiet = settle([child.pid], timeout=0.5)
         assert not quiet and waited >= 0.5
     finally:
