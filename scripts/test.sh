@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Run the test suite: scripts/setup.sh (idempotent), then pytest with any arguments
-# passed through, e.g.  bash scripts/test.sh tests/interop -x -q
+# Run the test suite: scripts/setup.sh (idempotent), then pytest on two pytest-xdist
+# workers with any arguments passed through, e.g.  bash scripts/test.sh tests/interop -x
+# (-n 0 runs it in one process). The long scenarios of tests/conftest.py's SERIAL_MODULES
+# run one after another on one worker; the other worker runs the rest meanwhile.
 # The exit status is pytest's (5 = no tests collected counts as a failure too).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${BRIDGE_TEST_WORKERS:-2}" --dist loadgroup "$@"
