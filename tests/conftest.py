@@ -27,31 +27,13 @@ settings.register_profile("bridge", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("bridge")
 
-#: Test modules that run one after another on a single pytest-xdist worker (group
-#: ``serial``, with ``--dist loadgroup`` as ``scripts/test.sh`` runs the suite): the
-#: long scenarios that keep both CPUs busy (a RabbitMQ cluster, 10,000 commands, the
-#: relay benchmark's peers) or wait through broker and hub restarts. They then never
-#: overlap each other; the other worker runs the rest of the suite meanwhile.
-SERIAL_MODULES = frozenset({
-    "tests/amqp/test_names_and_recovery.py",
-    "tests/bench/test_cpu_reading.py",
-    "tests/bench/test_relay_bench.py",
-    "tests/bench/test_parse_bench.py",
-    "tests/cluster/test_cluster_faults.py",
-    "tests/faults/test_broker_restart.py",
-    "tests/hub/test_hub_interop.py",
-    "tests/hub/test_hub_tron_side_by_side.py",
-    "tests/load/test_load.py",
-    "tests/relay/test_migration_load.py",
-    "tests/service/test_check.py",
-})
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):  # noqa: ANN001, ANN201 - xdist hook
+    """``-n N``: :mod:`tests.support.serial_scheduler` spreads the suite over the workers."""
+    from tests.support.serial_scheduler import make_scheduler
 
-def pytest_collection_modifyitems(config, items):  # noqa: ANN001, ANN201 - pytest hook
-    root = config.rootpath
-    for item in items:
-        if item.path.relative_to(root).as_posix() in SERIAL_MODULES:
-            item.add_marker(pytest.mark.xdist_group("serial"))
+    return make_scheduler(config, log)
 
 
 pytest_plugins = [
