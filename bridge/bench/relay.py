@@ -738,10 +738,6 @@ class _ProgramsCpu:
             out[name] = _sum_known(out.get(name, 0.0), reading.seconds())
         return out
 
-    def per(self, operations: int) -> float | None:
-        """Microseconds of bridge CPU per operation since this object was made."""
-        return _per_operation(self.seconds(), operations)
-
 
 def machine_info() -> dict[str, Any]:
     info: dict[str, Any] = {"nproc": os.cpu_count(), "python": platform.python_version(),
