@@ -10,6 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from tests.support.serial_scheduler import (
     SERIAL,
@@ -42,7 +43,7 @@ def test_only_the_plain_n_option_gets_our_scheduler() -> None:
 
     assert make_scheduler(config("loadfile"), None) is None
     assert make_scheduler(config("each"), None) is None
-    assert issubclass(SerialAndModules, __import__("xdist").scheduler.LoadScopeScheduling)
+    assert issubclass(SerialAndModules, LoadScopeScheduling)
 
 
 def test_two_workers_run_the_serial_modules_on_one_and_each_module_on_one() -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 from bridge.bench.programs import (
     SETTLE_TIMEOUT,
@@ -34,12 +35,10 @@ def test_threads_cpu_ns_counts_this_process_finer_than_clock_ticks() -> None:
     assert used is not None and 0.003 <= used < 1.0
 
 
-def _gone(native_id: int, timeout: float = 10.0) -> bool:
-    """Whether the kernel's thread ``native_id`` of this process has exited (waited for:
-    ``Thread.join`` returns once the thread's Python code is done, a moment before the
-    kernel thread is gone from ``/proc/self/task``)."""
+def _eventually(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """Whether ``condition()`` becomes true within ``timeout`` seconds (polled)."""
     deadline = time.monotonic() + timeout
-    while os.path.exists(f"/proc/self/task/{native_id}"):
+    while not condition():
         if time.monotonic() > deadline:
             return False
         time.sleep(0.01)
@@ -54,7 +53,11 @@ def test_a_thread_that_ended_makes_the_reading_unusable() -> None:
     assert before is not None and worker.native_id in before
     done.set()
     worker.join()
-    assert worker.native_id is not None and _gone(worker.native_id)
+    # Thread.join returns once the thread's Python code is done, a moment before the
+    # kernel thread is gone from /proc/self/task: wait for that.
+    assert worker.native_id is not None
+    assert _eventually(lambda: not os.path.exists(f"/proc/self/task/{worker.native_id}"),
+                       timeout=10.0)
     after = threads_cpu_ns(os.getpid())
     assert after is not None and not before.keys() <= after.keys()
     assert cpu_seconds_between(before, after) is None
@@ -81,22 +84,13 @@ time.sleep(60)
 """
 
 
-def _wait_for(path, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 def test_settle_waits_until_a_busy_process_is_idle(tmp_path) -> None:
     spinning = tmp_path / "spinning"
     child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "0.5", str(spinning)])
     try:
         # Settle from the moment it spins: an interpreter that is still starting (reading
         # its files on a busy machine) can use less than the quiet share of a CPU.
-        assert _wait_for(spinning)
+        assert _eventually(spinning.exists)
         waited, quiet = settle([child.pid, os.getpid()], timeout=30.0)
         assert quiet
         # Not before it stopped spinning: by then it has used its 0.5 s. (Judged by its
@@ -114,7 +108,7 @@ def test_settle_gives_up_after_its_timeout_and_says_so(tmp_path) -> None:
     spinning = tmp_path / "spinning"
     child = subprocess.Popen([sys.executable, "-c", _BUSY_THEN_IDLE, "600", str(spinning)])
     try:
-        assert _wait_for(spinning)
+        assert _eventually(spinning.exists)
         waited, quiet = settle([child.pid], timeout=0.5)
         assert not quiet and waited >= 0.5
     finally:
