@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from random import getrandbits
 from collections.abc import Callable
 from typing import Any
 
 from ..amqp.commander import AmqpCommander
 from ..core import CommandHandle, CommandReplyListener, Reply, ReplyCallback
+from ..core.expiring import ExpiringSet
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 LATE_REPLY_GRACE = 10.0
 #: Seconds between two checks for ids to forget (an id is kept up to this much longer).
 FORGET_BATCH = 0.5
+# Both are read when a target is made (tests shorten them).
 
 
 class AmqpTarget:
@@ -43,16 +44,15 @@ class AmqpTarget:
 
     def __init__(self, commander: AmqpCommander) -> None:
         self.commander = commander
-        self._ours: set[str] = set()
+        #: The ids of our commands, kept LATE_REPLY_GRACE after each ended.
+        self._ours: ExpiringSet[str] = ExpiringSet(LATE_REPLY_GRACE, batch=FORGET_BATCH)
         self._listeners: list[tuple[str | None, Callable[[Reply], Any]]] = []
         self._command_listeners: list[tuple[str | None, CommandReplyListener]] = []
         self._handles: dict[str, CommandHandle] = {}  # in flight, by command id
         #: Others' commands that ended lately (sender, command id): their terminal reply
         #: is passed on once.
-        self._ended_foreign: set[tuple[str | None, str]] = set()
-        #: (when to forget, command id) of our commands that ended, oldest first.
-        self._forget: deque[tuple[float, str]] = deque()
-        self._forget_timer: asyncio.TimerHandle | None = None
+        self._ended_foreign: ExpiringSet[tuple[str | None, str]] = ExpiringSet(
+            LATE_REPLY_GRACE, batch=FORGET_BATCH)
         self._loop: asyncio.AbstractEventLoop | None = None  # looked up once
         commander.add_reply_listener(self._on_any_reply)
 
@@ -97,24 +97,7 @@ class AmqpTarget:
         (LATE_REPLY_GRACE; one timer for all of them, not one per command)."""
         command_id: str = handle.command_id  # type: ignore[assignment]
         self._handles.pop(command_id, None)
-        loop = self._loop or asyncio.get_event_loop()
-        self._forget.append((loop.time() + LATE_REPLY_GRACE, command_id))
-        if self._forget_timer is None:
-            self._forget_timer = loop.call_at(self._forget[0][0], self._forget_expired)
-
-    def _forget_expired(self) -> None:
-        """Forget the ids of our commands that ended LATE_REPLY_GRACE ago or more; the
-        next check waits at least FORGET_BATCH, so that a steady stream of commands
-        costs one timer per FORGET_BATCH (an id is kept up to that much longer)."""
-        self._forget_timer = None
-        loop = self._loop or asyncio.get_event_loop()
-        now = loop.time()
-        forget, ours = self._forget, self._ours
-        while forget and forget[0][0] <= now:
-            ours.discard(forget.popleft()[1])
-        if forget:
-            self._forget_timer = loop.call_at(max(forget[0][0], now + FORGET_BATCH),
-                                              self._forget_expired)
+        self._ours.expire(command_id)
 
     def add_reply_listener(self, listener: Callable[[Reply], Any],
                            sender: str | None = None) -> None:
@@ -158,9 +141,7 @@ class AmqpTarget:
                 log.warning("dropping a second terminal reply %r of %s's command %s",
                             reply.code, reply.sender, command_id)
                 return
-            self._ended_foreign.add(key)
-            asyncio.get_event_loop().call_later(LATE_REPLY_GRACE, self._ended_foreign.discard,
-                                                key)
+            self._ended_foreign.add_expiring(key)
         for sender, listener in list(self._listeners):
             if sender is None or sender == reply.sender:
                 try:

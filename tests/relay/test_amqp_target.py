@@ -69,7 +69,7 @@ async def test_late_replies_of_our_ended_commands_are_ours_for_the_grace_then_fo
         assert handle.done()
         ended_at[command_id] = loop.time()
     assert target.in_flight == 0 and not foreign
-    assert target._forget_timer is not None  # one timer for all three
+    assert target._ours._timer is not None  # one timer for all three
 
     # Within the grace: still ours.
     await asyncio.sleep(0.2)
@@ -89,6 +89,45 @@ async def test_late_replies_of_our_ended_commands_are_ours_for_the_grace_then_fo
     for command_id in ids:
         kept = seen[command_id] - ended_at[command_id]
         assert 0.3 <= kept <= 0.3 + 0.05 + 0.1, (command_id, kept)
-    assert not target._forget and target._forget_timer is None
+    assert not target._ours and target._ours._timer is None
     commander.heard(done(ids[0]))  # now another commander's reply, as far as we know
     assert [r.command_id for r in foreign] == [ids[0]]
+
+
+@aio_test
+async def test_another_commanders_terminal_reply_is_passed_on_once_within_the_grace(
+        monkeypatch) -> None:
+    """A second copy of another commander's terminal reply is dropped for
+    LATE_REPLY_GRACE, then passed on again; many such commands share one timer."""
+    monkeypatch.setattr(amqp_target, "LATE_REPLY_GRACE", 0.5)
+    monkeypatch.setattr(amqp_target, "FORGET_BATCH", 0.05)
+    commander = FakeCommander()
+    target = AmqpTarget(commander)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    first_heard = loop.time()
+    foreign: list[Reply] = []
+    target.add_reply_listener(foreign.append, sender="camera")
+
+    def done(command_id: str) -> Reply:
+        return Reply(":", "camera", (), "APO.jane.camera", command_id)
+
+    ids = [f"id-{k}" for k in range(50)]
+    for command_id in ids:
+        commander.heard(done(command_id))
+    timer = target._ended_foreign._timer
+    assert timer is not None
+    for command_id in ids:
+        commander.heard(done(command_id))  # the copies: dropped
+    assert [r.command_id for r in foreign] == ids
+    assert target._ended_foreign._timer is timer  # one timer for all fifty
+
+    await asyncio.sleep(0.1)
+    if loop.time() - first_heard < 0.45:  # (a busy machine may have slept past the grace)
+        commander.heard(done(ids[1]))  # within the grace: still dropped
+        assert len(foreign) == len(ids)
+    deadline = loop.time() + 5
+    while target._ended_foreign and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    assert not target._ended_foreign and target._ended_foreign._timer is None
+    commander.heard(done(ids[0]))  # past the grace: a reply like any other
+    assert [r.command_id for r in foreign] == [*ids, ids[0]]
