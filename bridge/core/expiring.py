@@ -66,13 +66,6 @@ class ExpiringSet(Generic[K]):
         self._members.add(key)
         self.expire(key)
 
-    def close(self) -> None:
-        """Stop the timer; pending expiries are dropped (the members stay)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._due.clear()
-
     def _remove_due(self) -> None:
         self._timer = None
         loop = self._loop
