@@ -24,16 +24,15 @@ K = TypeVar("K", bound=Hashable)
 class ExpiringSet(Generic[K]):
     """A set of keys; :meth:`expire` makes a key leave ``grace`` seconds later.
 
-    ``loop`` is looked up (``asyncio.get_event_loop()``) at the first :meth:`expire`
-    when not given. Adding a key again does not cancel a pending expiry of it: the
+    The event loop is looked up (``asyncio.get_event_loop()``) at the first
+    :meth:`expire`. Adding a key again does not cancel a pending expiry of it: the
     first expiry removes it (what the relay wants: an id is not reused).
     """
 
-    def __init__(self, grace: float, *, batch: float = 0.5,
-                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, grace: float, *, batch: float = 0.5) -> None:
         self.grace = grace
         self.batch = batch
-        self._loop = loop
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._members: set[K] = set()
         self._due: deque[tuple[float, K]] = deque()  # (when, key), oldest first
         self._timer: asyncio.TimerHandle | None = None

@@ -5,18 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from bridge.core.expiring import ExpiringSet
+from tests.faults.helpers import until
 from tests.support.aio import aio_test
-
-
-async def _until(condition, timeout: float = 5.0) -> bool:  # noqa: ANN001
-    """Wait until ``condition()`` holds (True) or ``timeout`` seconds pass (False)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 @aio_test
@@ -55,7 +45,7 @@ async def test_one_timer_serves_every_pending_expiry() -> None:
         assert keys._timer is timer
     await asyncio.sleep(0.09)
     assert len(keys) == 100  # not before the grace
-    assert await _until(lambda: len(keys) == 0)
+    await until(lambda: len(keys) == 0, "every key expired", timeout=5.0)
     assert keys._timer is None
 
 
@@ -66,5 +56,5 @@ async def test_discard_removes_at_once_and_a_pending_expiry_of_it_does_no_harm()
     keys.discard("gone")
     assert "gone" not in keys
     keys.discard("absent")  # not a member: nothing happens
-    assert await _until(lambda: keys._timer is None)  # the expiry of "gone" ran
+    await until(lambda: keys._timer is None, "the expiry of 'gone'", timeout=5.0)
     assert len(keys) == 0

@@ -7,6 +7,7 @@ import asyncio
 from bridge.core import Reply
 from bridge.relay import amqp_target
 from bridge.relay.amqp_target import AmqpTarget
+from tests.faults.helpers import until
 from tests.support.aio import aio_test
 
 
@@ -125,9 +126,7 @@ async def test_another_commanders_terminal_reply_is_passed_on_once_within_the_gr
     if loop.time() - first_heard < 0.45:  # (a busy machine may have slept past the grace)
         commander.heard(done(ids[1]))  # within the grace: still dropped
         assert len(foreign) == len(ids)
-    deadline = loop.time() + 5
-    while target._ended_foreign and loop.time() < deadline:
-        await asyncio.sleep(0.01)
-    assert not target._ended_foreign and target._ended_foreign._timer is None
+    await until(lambda: not target._ended_foreign, "the grace to end", timeout=5.0)
+    assert target._ended_foreign._timer is None
     commander.heard(done(ids[0]))  # past the grace: a reply like any other
     assert [r.command_id for r in foreign] == [*ids, ids[0]]
